@@ -1,0 +1,43 @@
+"""Model files: written with skops (no pickle), read back only when their sha256 matches."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from diabetes_mlops.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+MODEL_FILE = "model.skops"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(model: Pipeline, path: Path) -> str:
+    """Write ``model`` to ``path`` with skops and return the file's sha256."""
+    import skops.io as sio
+
+    sio.dump(model, path)
+    return sha256_file(path)
+
+
+def load_model(path: Path, sha256: str) -> Pipeline:
+    """Load a skops file after checking its sha256; untrusted types are refused by skops itself."""
+    import skops.io as sio
+
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise IntegrityError(
+            f"{path}: checksum mismatch (recorded {sha256[:12]}..., found {actual[:12]}...): "
+            "the model file was changed after it was registered; refusing to load it"
+        )
+    return sio.load(path)

@@ -1,0 +1,127 @@
+"""One settings object: defaults, then an optional ``mlops.toml``, then ``DIABETES_MLOPS_*`` variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diabetes_mlops.errors import ConfigError
+
+ENV_PREFIX = "DIABETES_MLOPS_"
+CONFIG_FILE = "mlops.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the kit; each field ``x`` is set by ``x`` in mlops.toml or ``DIABETES_MLOPS_X``."""
+
+    home: Path = Path(".mlops")
+    model_name: str = "diabetes"
+    data_path: Path | None = None
+    seed: int = 42
+    test_size: float = 0.2
+    alpha: float = 1.0
+    cv_alphas: tuple[float, ...] = ()
+    r2_floor: float = 0.3
+    min_improvement: float = 0.0
+    registry_backend: str = "local"
+    qa_port: int = 8001
+    production_port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    max_rows: int = 10_000
+    scoring_key: str | None = field(default=None, repr=False)
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_workspace: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "test_size": 0.0 < self.test_size < 1.0,
+            "alpha": self.alpha > 0,
+            "cv_alphas": all(a > 0 for a in self.cv_alphas),
+            "r2_floor": self.r2_floor <= 1.0,
+            "min_improvement": 0.0 <= self.min_improvement < 1.0,
+            "registry_backend": self.registry_backend in ("local", "azureml"),
+            "qa_port": 0 < self.qa_port < 65536,
+            "production_port": 0 < self.production_port < 65536,
+            "max_body_bytes": self.max_body_bytes > 0,
+            "max_rows": self.max_rows > 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"setting {key!r} has an invalid value: {getattr(self, key)!r}")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def port_for(self, env: str) -> int:
+        """The loopback port of a local deployment environment (``qa`` or ``production``)."""
+        return {"qa": self.qa_port, "production": self.production_port}[env]
+
+
+def _coerce(key: str, raw: object) -> object:
+    """Turn a TOML or environment value into the field's type, or name the key that is wrong."""
+    hint = typing.get_type_hints(Settings)[key]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        if raw in (None, ""):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    try:
+        if hint is Path:
+            return Path(str(raw)).expanduser()
+        if hint is bool:
+            if isinstance(raw, str):
+                return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[raw.lower()]
+            return bool(raw)
+        if typing.get_origin(hint) is tuple:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
+            return tuple(float(x) for x in items if str(x).strip())
+        if hint in (int, float, str):
+            value = hint(raw)
+            if hint is int and isinstance(raw, float) and raw != value:
+                raise ValueError(raw)
+            return value
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {raw!r}") from exc
+    raise ConfigError(f"setting {key!r} has an unsupported type")
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from defaults, ``mlops.toml`` (or ``config_file``), the environment, then ``overrides``."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, object] = {}
+    path = config_file or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", CONFIG_FILE))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        for key, raw in data.items():
+            if key not in names:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw)
+    elif config_file is not None:
+        raise ConfigError(f"config file {config_file} does not exist")
+    for name in names:
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _coerce(key, raw)
+    return Settings(**values)  # type: ignore[arg-type]

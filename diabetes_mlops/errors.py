@@ -1,0 +1,21 @@
+"""The kit's exceptions: each carries a message fit to show a user as it is."""
+
+
+class MlopsError(Exception):
+    """Base of every error the CLI reports as one line and exit code 1."""
+
+
+class ConfigError(MlopsError):
+    """A setting is missing or has a bad value."""
+
+
+class DataError(MlopsError):
+    """A data file cannot be read as a table of the expected shape."""
+
+
+class RegistryError(MlopsError):
+    """A model version or alias cannot be found or written."""
+
+
+class IntegrityError(RegistryError):
+    """A registered artifact does not match the checksum recorded when it was registered."""

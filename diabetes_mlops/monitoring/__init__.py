@@ -1,0 +1,1 @@
+"""Scoring logs (local files or Blob Storage), drift reports and telemetry."""

@@ -1,0 +1,31 @@
+"""The scoring log record: one JSON object per scoring request, one line each in the log store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class ScoringRecord:
+    """A scored request: ``inputs`` are rows in the order of ``data.FEATURES``, one prediction per row."""
+
+    request_id: str
+    time: str
+    model_name: str
+    model_version: int
+    inputs: list[list[float]]
+    predictions: list[float]
+    latency_ms: float
+    traceparent: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ScoringRecord:
+        return cls(**data)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""The local log store: JSON lines under ``<home>/logs``, one file per UTC day."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+FILE_PREFIX = "scoring-"
+
+
+class LogSink(Protocol):
+    """Where scoring records go, and where drift and retraining read them back."""
+
+    def write(self, records: Iterable[dict[str, object]]) -> None: ...
+
+    def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]: ...
+
+
+class LocalLogStore:
+    """Appends records to ``scoring-YYYY-MM-DD.jsonl`` files; each write is one ``write(2)`` per file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, day: str) -> Path:
+        return self.root / f"{FILE_PREFIX}{day}.jsonl"
+
+    def write(self, records: Iterable[dict[str, object]]) -> None:
+        by_day: dict[str, list[bytes]] = {}
+        for record in records:
+            by_day.setdefault(str(record["time"])[:10], []).append(orjson.dumps(record) + b"\n")
+        if not by_day:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        for day, lines in by_day.items():
+            fd = os.open(self._path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
+
+    def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]:
+        """Records in file order, those at or after ``since`` (UTC) when given."""
+        if not self.root.is_dir():
+            return
+        floor = since.astimezone(UTC).isoformat() if since else ""
+        for path in sorted(self.root.glob(f"{FILE_PREFIX}*.jsonl")):
+            if floor and path.stem.removeprefix(FILE_PREFIX) < floor[:10]:
+                continue
+            with open(path, "rb") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    record = orjson.loads(line)
+                    if str(record["time"]) >= floor:
+                        yield record

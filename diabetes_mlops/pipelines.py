@@ -1,0 +1,185 @@
+"""The flow as plain functions: each step reads and writes files in a run directory, so it can run alone."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
+from diabetes_mlops.errors import MlopsError
+from diabetes_mlops.evaluate import Evaluation
+from diabetes_mlops.train import TrainResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from diabetes_mlops.config import Settings
+    from diabetes_mlops.registry import ModelVersion, Registry
+    from diabetes_mlops.schema import ValidationReport
+
+TRAIN_FILE = "train.json"
+TEST_SPLIT_FILE = "test.parquet"
+VALIDATION_FILE = "validation.json"
+REGISTERED_FILE = "registered.json"
+
+
+class ValidationFailed(MlopsError):
+    """The training data did not pass the schema; the report says where."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(report.summary(limit=5))
+        self.report = report
+
+
+def new_run_dir(settings: Settings) -> Path:
+    """A fresh ``runs/<time>-<random>`` directory; names sort by creation time."""
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    path = settings.runs_dir / run_id
+    path.mkdir(parents=True)
+    return path
+
+
+def latest_run_dir(settings: Settings) -> Path:
+    runs = sorted(p for p in settings.runs_dir.glob("*") if p.is_dir()) if settings.runs_dir.is_dir() else []
+    if not runs:
+        raise MlopsError(f"no run directory under {settings.runs_dir}: run `diabetes-mlops train` first")
+    return runs[-1]
+
+
+def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
+    """The table to train on: ``source``, else the configured ``data_path``, else the built-in data."""
+    from diabetes_mlops.data import load_dataset
+
+    return load_dataset(source if source is not None else settings.data_path)
+
+
+def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:
+    """Validate the training table and write ``validation.json``; raise ValidationFailed when it fails."""
+    from diabetes_mlops.schema import validate_frame
+
+    report = validate_frame(frame, source=source)
+    (run_dir / VALIDATION_FILE).write_text(json.dumps(report.to_dict(), indent=2))
+    if not report.ok:
+        raise ValidationFailed(report)
+    return report
+
+
+def train_step(settings: Settings, frame: pd.DataFrame, run_dir: Path) -> TrainResult:
+    """Train, then write the model, ``train.json`` and the test split the evaluation will use."""
+    from diabetes_mlops.data import split
+    from diabetes_mlops.train import train
+
+    model, result = train(frame, settings)
+    sha256 = save_model(model, run_dir / MODEL_FILE)
+    _, test = split(frame, settings.test_size, settings.seed)
+    test.to_parquet(run_dir / TEST_SPLIT_FILE)
+    (run_dir / TRAIN_FILE).write_text(json.dumps({**result.to_dict(), "sha256": sha256}, indent=2))
+    return result
+
+
+def _read_train(run_dir: Path) -> tuple[TrainResult, str]:
+    path = run_dir / TRAIN_FILE
+    if not path.is_file():
+        raise MlopsError(f"{run_dir} has no {TRAIN_FILE}: run `diabetes-mlops train` first")
+    data = json.loads(path.read_text())
+    sha256 = data.pop("sha256")
+    return TrainResult.from_dict(data), sha256
+
+
+def evaluate_step(settings: Settings, registry: Registry, run_dir: Path) -> Evaluation:
+    """Compare the run's challenger with the registered champion; write evaluation, card and plots."""
+    import pandas as pd
+
+    from diabetes_mlops.evaluate import evaluate
+    from diabetes_mlops.report import write_model_card, write_plots
+
+    result, sha256 = _read_train(run_dir)
+    challenger = load_model(run_dir / MODEL_FILE, sha256)
+    test = pd.read_parquet(run_dir / TEST_SPLIT_FILE)
+    champion_version = registry.aliases(settings.model_name).get("champion")
+    champion = registry.load(settings.model_name, champion_version) if champion_version else None
+    evaluation = evaluate(
+        challenger,
+        champion,
+        test,
+        champion_version=champion_version,
+        r2_floor=settings.r2_floor,
+        min_improvement=settings.min_improvement,
+    )
+    evaluation.save(run_dir)
+    write_plots(run_dir, challenger, champion, test)
+    write_model_card(run_dir, result, evaluation)
+    return evaluation
+
+
+def register_step(settings: Settings, registry: Registry, run_dir: Path) -> ModelVersion | None:
+    """Register the challenger and make it champion when the evaluation says so; None when it does not.
+
+    Registering the same run twice returns the version registered the first time.
+    """
+    marker = run_dir / REGISTERED_FILE
+    if marker.is_file():
+        registered = json.loads(marker.read_text())
+        return registry.get(registered["name"], registered["version"])
+    evaluation = Evaluation.read(run_dir)
+    if not evaluation.decision.promote:
+        return None
+    result, sha256 = _read_train(run_dir)
+    metadata = {
+        "params": result.params,
+        "metrics": result.metrics,
+        "data_fingerprint": result.data_fingerprint,
+        "git_commit": result.git_commit,
+        "replaced": evaluation.champion_version,
+        "run_id": run_dir.name,
+        "library_versions": result.library_versions,
+        "tags": {"trained_by": "diabetes-mlops", "decision": evaluation.decision.reason},
+    }
+    entry = registry.register(settings.model_name, load_model(run_dir / MODEL_FILE, sha256), metadata)
+    registry.set_alias(settings.model_name, "champion", entry.version)
+    marker.write_text(json.dumps({"name": entry.name, "version": entry.version}))
+    return entry
+
+
+@dataclass
+class RetrainOutcome:
+    """What a retrain did: the run directory, the metrics, the decision and the version it registered."""
+
+    run_dir: Path
+    train: TrainResult
+    evaluation: Evaluation
+    registered: ModelVersion | None
+
+    @property
+    def kept_champion(self) -> bool:
+        return self.registered is None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "run_dir": str(self.run_dir),
+            "kept_champion": self.kept_champion,
+            "decision": asdict(self.evaluation.decision),
+            "metrics": self.evaluation.challenger,
+            "champion_metrics": self.evaluation.champion,
+            "champion_version": self.evaluation.champion_version,
+            "registered_version": self.registered.version if self.registered else None,
+            "data_fingerprint": self.train.data_fingerprint,
+        }
+
+
+def retrain(settings: Settings, source: Path | str | None = None) -> RetrainOutcome:
+    """validate -> train -> evaluate -> register-if-better, in a new run directory."""
+    from diabetes_mlops.registry import open_registry
+
+    registry = open_registry(settings)
+    run_dir = new_run_dir(settings)
+    frame = training_data(settings, source)
+    validate_step(settings, frame, run_dir, str(source or settings.data_path or "builtin"))
+    result = train_step(settings, frame, run_dir)
+    evaluation = evaluate_step(settings, registry, run_dir)
+    registered = register_step(settings, registry, run_dir)
+    return RetrainOutcome(run_dir, result, evaluation, registered)

@@ -1,0 +1,75 @@
+"""What every registry offers: versions with lineage metadata, aliases, and verified loading."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from diabetes_mlops.errors import RegistryError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+ALIASES = ("champion", "production")
+VersionRef = int | str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version and its lineage: where it came from and what it replaced."""
+
+    name: str
+    version: int
+    created: str
+    sha256: str
+    params: dict[str, object] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    git_commit: str | None = None
+    replaced: int | None = None
+    run_id: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ModelVersion:
+        return cls(**data)  # type: ignore[arg-type]
+
+
+class Registry(Protocol):
+    """A model registry: register, look up by version or alias, move aliases, load verified models."""
+
+    def register(self, name: str, model: Pipeline, metadata: dict[str, object]) -> ModelVersion: ...
+
+    def get(self, name: str, ref: VersionRef) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+
+    def rollback(self, name: str, alias: str) -> ModelVersion: ...
+
+    def history(self, name: str) -> list[dict[str, object]]: ...
+
+    def load(self, name: str, ref: VersionRef) -> Pipeline: ...
+
+
+def parse_version_ref(text: str) -> VersionRef:
+    """A version number, an alias, or ``latest``, from user input."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text in (*ALIASES, "latest"):
+        return text
+    raise RegistryError(f"{text!r} is neither a version number nor one of {', '.join((*ALIASES, 'latest'))}")
+
+
+def parse_model_ref(text: str, default_name: str) -> tuple[str, VersionRef]:
+    """``NAME:VERSION``, ``NAME:ALIAS`` or just ``VERSION``/``ALIAS`` (the default model name)."""
+    name, sep, ref = text.rpartition(":")
+    return (name if sep and name else default_name), parse_version_ref(ref)
