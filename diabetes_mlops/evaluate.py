@@ -38,9 +38,7 @@ def gate(
         return Decision(True, f"no champion yet; challenger R2 {challenger['r2']:.4f} passes the floor")
     needed = champion["mse"] * (1.0 - min_improvement)
     if challenger["mse"] < needed:
-        return Decision(
-            True, f"challenger MSE {challenger['mse']:.4f} beats champion MSE {champion['mse']:.4f}"
-        )
+        return Decision(True, f"challenger MSE {challenger['mse']:.4f} beats champion MSE {champion['mse']:.4f}")
     return Decision(
         False,
         f"challenger MSE {challenger['mse']:.4f} does not beat champion MSE {champion['mse']:.4f}"

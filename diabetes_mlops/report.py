@@ -18,9 +18,7 @@ MODEL_CARD = "model_card.md"
 PLOTS = ("predicted_vs_actual.png", "residuals.png", "champion_vs_challenger.png")
 
 
-def write_plots(
-    run_dir: Path, challenger: Pipeline, champion: Pipeline | None, test: pd.DataFrame
-) -> list[Path]:
+def write_plots(run_dir: Path, challenger: Pipeline, champion: Pipeline | None, test: pd.DataFrame) -> list[Path]:
     """Predicted vs actual, residuals, and both models' predictions side by side, as PNG files."""
     import matplotlib
 

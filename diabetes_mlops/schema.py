@@ -186,7 +186,11 @@ def validate_frame(
                 value=_plain(case),
             )
             for ctx, col, check, case, idx in zip(
-                cases["schema_context"], cases["column"], cases["check"], cases["failure_case"], cases["index"],
+                cases["schema_context"],
+                cases["column"],
+                cases["check"],
+                cases["failure_case"],
+                cases["index"],
                 strict=True,
             )
         ]

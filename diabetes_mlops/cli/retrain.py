@@ -1,70 +1,15 @@
-"""The ``diabetes-mlops`` command. Exit codes: 0 ok, 1 failure, 2 usage, 3 champion kept, 4 drift."""
+"""Verbs of the retrain loop: validate-data, train, evaluate, register, retrain, run."""
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from diabetes_mlops.config import Settings, load_settings
-from diabetes_mlops.errors import MlopsError
-
-EXIT_FAILURE = 1
-EXIT_CHAMPION_KEPT = 3
-
-
-class Context:
-    """What every verb gets: the settings and whether to print JSON."""
-
-    def __init__(self, settings: Settings, as_json: bool) -> None:
-        self.settings = settings
-        self.as_json = as_json
-
-    def emit(self, data: dict[str, Any], text: str) -> None:
-        """Print ``data`` as JSON with --json, else ``text`` for a person."""
-        click.echo(json.dumps(data, indent=2, default=str) if self.as_json else text)
-
-    def registry(self):  # noqa: ANN201 - the Registry protocol is imported lazily
-        from diabetes_mlops.registry import open_registry
-
-        return open_registry(self.settings)
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-def reported(func: Callable[..., int | None]) -> Callable[..., None]:
-    """Turn the kit's errors into one line on stderr and exit 1; a returned int is the exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = func(*args, **kwargs)
-        except MlopsError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILURE)
-        sys.exit(code or 0)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(path_type=Path), help="Home directory [env DIABETES_MLOPS_HOME; ./.mlops].")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Settings file [mlops.toml].")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def main(ctx: click.Context, home: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """Build, retrain, release and monitor the diabetes model."""
-    try:
-        settings = load_settings(config_file, home=home)
-    except MlopsError as exc:
-        raise click.UsageError(str(exc)) from exc
-    ctx.obj = Context(settings, as_json)
+from diabetes_mlops.cli.base import EXIT_CHAMPION_KEPT, EXIT_FAILURE, Context, main, pass_context, reported
 
 
 def _run_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,71 +135,3 @@ def run(obj: Context) -> int:
     outcome = retrain_pipeline(obj.settings)
     obj.emit(outcome.to_dict(), _retrain_text(outcome))
     return 0
-
-
-@main.group()
-def models() -> None:
-    """Registered model versions."""
-
-
-@models.command("list")
-@click.option("--name", help="Model name [settings: model_name].")
-@pass_context
-@reported
-def models_list(obj: Context, name: str | None) -> None:
-    """Every version of a model with its metrics and aliases."""
-    name = name or obj.settings.model_name
-    registry = obj.registry()
-    versions = registry.list_versions(name)
-    aliases = registry.aliases(name)
-    by_version: dict[int, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    lines = [f"{'version':>7}  {'created':<29} {'r2':>7} {'mse':>10}  aliases"]
-    for v in versions:
-        tags = ",".join(sorted(by_version.get(v.version, [])))
-        lines.append(f"{v.version:>7}  {v.created:<29} {v.metrics['r2']:>7.4f} {v.metrics['mse']:>10.2f}  {tags}")
-    if not versions:
-        lines = [f"model {name!r} has no registered version"]
-    obj.emit({"name": name, "aliases": aliases, "versions": [v.to_dict() for v in versions]}, "\n".join(lines))
-
-
-@models.command("show")
-@click.argument("ref")
-@pass_context
-@reported
-def models_show(obj: Context, ref: str) -> None:
-    """One version's metadata: REF is NAME:VERSION, NAME:ALIAS, VERSION or ALIAS."""
-    from diabetes_mlops.registry import parse_model_ref
-
-    name, version_ref = parse_model_ref(ref, obj.settings.model_name)
-    entry = obj.registry().get(name, version_ref)
-    obj.emit(entry.to_dict(), json.dumps(entry.to_dict(), indent=2))
-
-
-@main.command()
-@click.argument("ref")
-@click.option("--alias", default="champion", show_default=True, type=click.Choice(["champion", "production"]))
-@pass_context
-@reported
-def promote(obj: Context, ref: str, alias: str) -> None:
-    """Point an alias at a version: REF is NAME:VERSION or VERSION."""
-    from diabetes_mlops.registry import parse_model_ref
-
-    name, version_ref = parse_model_ref(ref, obj.settings.model_name)
-    registry = obj.registry()
-    entry = registry.get(name, version_ref)
-    registry.set_alias(name, alias, entry.version)
-    obj.emit({"name": name, "alias": alias, "version": entry.version}, f"{name}:{alias} -> version {entry.version}")
-
-
-@main.command()
-@click.option("--name", help="Model name [settings: model_name].")
-@click.option("--alias", default="production", show_default=True, type=click.Choice(["champion", "production"]))
-@pass_context
-@reported
-def rollback(obj: Context, name: str | None, alias: str) -> None:
-    """Point an alias back at the version it held before."""
-    name = name or obj.settings.model_name
-    entry = obj.registry().rollback(name, alias)
-    obj.emit({"name": name, "alias": alias, "version": entry.version}, f"{name}:{alias} -> version {entry.version}")
