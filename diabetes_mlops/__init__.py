@@ -1,1 +1,45 @@
-"""diabetes-mlops: build, retrain, release and monitor a diabetes ridge regression, locally or on Azure."""
+"""diabetes-mlops: build, retrain, release and monitor a diabetes ridge regression, locally or on Azure.
+
+The names below load their module on first use, so ``import diabetes_mlops`` stays fast and never
+imports scikit-learn, pandas or the Azure SDKs by itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "Settings": "diabetes_mlops.config",
+    "load_settings": "diabetes_mlops.config",
+    "FEATURES": "diabetes_mlops.data",
+    "TARGET": "diabetes_mlops.data",
+    "load_builtin": "diabetes_mlops.data",
+    "load_dataset": "diabetes_mlops.data",
+    "merge_batches": "diabetes_mlops.data",
+    "split": "diabetes_mlops.data",
+    "fingerprint": "diabetes_mlops.data",
+    "validate_frame": "diabetes_mlops.schema",
+    "validate_file": "diabetes_mlops.schema",
+    "train": "diabetes_mlops.train",
+    "evaluate": "diabetes_mlops.evaluate",
+    "gate": "diabetes_mlops.evaluate",
+    "retrain": "diabetes_mlops.pipelines",
+    "open_registry": "diabetes_mlops.registry",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'diabetes_mlops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -31,7 +31,7 @@ def save_model(model: Pipeline, path: Path) -> str:
 
 
 def load_model(path: Path, sha256: str) -> Pipeline:
-    """Load a skops file after checking its sha256; untrusted types are refused by skops itself."""
+    """Load a skops file after checking its sha256; types skops does not trust are refused."""
     import skops.io as sio
 
     actual = sha256_file(path)
@@ -40,4 +40,9 @@ def load_model(path: Path, sha256: str) -> Pipeline:
             f"{path}: checksum mismatch (recorded {sha256[:12]}..., found {actual[:12]}...): "
             "the model file was changed after it was registered; refusing to load it"
         )
-    return sio.load(path)
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return sio.load(path)
+    except UntrustedTypesFoundException as exc:
+        raise IntegrityError(f"{path}: refusing to load types that are not trusted: {exc}") from exc

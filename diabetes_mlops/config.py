@@ -34,10 +34,44 @@ class Settings:
     production_port: int = 8000
     max_body_bytes: int = 1024 * 1024
     max_rows: int = 10_000
+    drift_psi_threshold: float = 0.2
+    drift_ks_pvalue: float = 0.01
+    drift_min_rows: int = 100
     scoring_key: str | None = field(default=None, repr=False)
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
+    azure_config_file: Path | None = None
+    azure_location: str | None = None
+    azure_experiment: str = "diabetes-mlops"
+    azure_compute_name: str = "cpu-cluster"
+    azure_compute_size: str = "Standard_DS3_v2"
+    azure_compute_max_nodes: int = 2
+    azure_compute_idle_seconds: int = 300
+    azure_environment_image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+    azure_job_timeout: float = 3600.0
+    azure_training_data: str | None = None
+    azure_schedule_name: str = "diabetes-retrain"
+    azure_schedule_cron: str = "0 3 * * *"
+    azure_schedule_timezone: str = "UTC"
+    azure_acr_name: str | None = None
+    azure_aci_name: str = "diabetes-qa"
+    azure_aci_cpu: float = 1.0
+    azure_aci_memory_gb: float = 1.5
+    azure_aci_dns_label: str | None = None
+    azure_aci_identity: str | None = None
+    azure_aks_cluster: str | None = None
+    azure_aks_resource_group: str | None = None
+    azure_aks_namespace: str = "diabetes"
+    azure_aks_replicas: int = 2
+    azure_aks_max_replicas: int = 6
+    azure_aks_cpu: str = "500m"
+    azure_aks_memory: str = "512Mi"
+    azure_aks_target_cpu_percent: int = 70
+    azure_deploy_timeout: float = 900.0
+    azure_storage_account_url: str | None = None
+    azure_storage_connection_string: str | None = field(default=None, repr=False)
+    azure_storage_container: str = "scoring-logs"
 
     def __post_init__(self) -> None:
         checks = {
@@ -51,6 +85,18 @@ class Settings:
             "production_port": 0 < self.production_port < 65536,
             "max_body_bytes": self.max_body_bytes > 0,
             "max_rows": self.max_rows > 0,
+            "drift_psi_threshold": self.drift_psi_threshold > 0,
+            "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
+            "drift_min_rows": self.drift_min_rows > 0,
+            "azure_compute_max_nodes": self.azure_compute_max_nodes > 0,
+            "azure_compute_idle_seconds": self.azure_compute_idle_seconds >= 0,
+            "azure_job_timeout": self.azure_job_timeout > 0,
+            "azure_aci_cpu": self.azure_aci_cpu > 0,
+            "azure_aci_memory_gb": self.azure_aci_memory_gb > 0,
+            "azure_aks_replicas": self.azure_aks_replicas > 0,
+            "azure_aks_max_replicas": self.azure_aks_max_replicas >= self.azure_aks_replicas,
+            "azure_aks_target_cpu_percent": 0 < self.azure_aks_target_cpu_percent <= 100,
+            "azure_deploy_timeout": self.azure_deploy_timeout > 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -67,6 +113,14 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def drift_dir(self) -> Path:
+        return self.home / "drift"
 
     def port_for(self, env: str) -> int:
         """The loopback port of a local deployment environment (``qa`` or ``production``)."""

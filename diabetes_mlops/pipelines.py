@@ -51,10 +51,16 @@ def latest_run_dir(settings: Settings) -> Path:
 
 
 def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
-    """The table to train on: ``source``, else the configured ``data_path``, else the built-in data."""
+    """The table to train on: ``source``, else the latest ingested snapshot, else ``data_path``, else built-in."""
     from diabetes_mlops.data import load_dataset
+    from diabetes_mlops.snapshots import latest_snapshot, load_snapshot
 
-    return load_dataset(source if source is not None else settings.data_path)
+    if source is not None:
+        return load_dataset(source)
+    snapshot = latest_snapshot(settings)
+    if snapshot is not None:
+        return load_snapshot(settings, snapshot)
+    return load_dataset(settings.data_path)
 
 
 def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:

@@ -34,7 +34,7 @@ class ColumnStats:
     def bounds(self) -> tuple[float, float]:
         """The observed range widened by RANGE_MARGIN of its span on each side."""
         margin = RANGE_MARGIN * (self.max - self.min)
-        return self.min - margin, self.max + margin
+        return round(self.min - margin, 6), round(self.max + margin, 6)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def _column(name: str, stats: ColumnStats) -> pa.Column:
         "float64",
         checks=[
             pa.Check(lambda s: np.isfinite(s), name="finite"),
-            pa.Check.in_range(round(lo, 6), round(hi, 6)),
+            pa.Check.in_range(lo, hi),
             pa.Check(mean_near_reference, name="mean_near_reference"),
             pa.Check(std_near_reference, name="std_near_reference"),
         ],
@@ -223,4 +223,7 @@ def validate_file(path: Path, stats: ReferenceStats | None = None, *, with_targe
         frame = read_table(path)
     except DataError as exc:
         return ValidationReport(str(path), 0, [Failure(None, None, "readable_table", str(exc))])
+    if not set(map(str, frame.columns)) & set(COLUMNS):
+        reason = f"{path}: not a diabetes table: none of the columns {', '.join(COLUMNS)} is in its header"
+        return ValidationReport(str(path), len(frame), [Failure(None, None, "known_columns", reason)])
     return validate_frame(frame, stats, with_target=with_target, source=str(path))

@@ -114,14 +114,30 @@ def _retrain_text(outcome: Any) -> str:
 
 @main.command()
 @click.option("--data", "source", type=click.Path(path_type=Path), help="CSV/Parquet training table.")
+@click.option(
+    "--if-due",
+    is_flag=True,
+    help="Only when the data differs from the champion's or the last drift report alarmed; else exit 3 at once.",
+)
 @pass_context
 @reported
-def retrain(obj: Context, source: Path | None) -> int:
+def retrain(obj: Context, source: Path | None, if_due: bool) -> int:
     """validate -> train -> evaluate -> register if better; exit 3 when the champion stays."""
     from diabetes_mlops.pipelines import retrain as retrain_pipeline
 
+    due = None
+    if if_due:
+        from diabetes_mlops.monitoring.drift import retrain_due
+
+        due = retrain_due(obj.settings, obj.registry(), source)
+        if not due.due:
+            obj.emit({"due": due.to_dict(), "retrained": False}, f"retrain not due: {'; '.join(due.reasons)}")
+            return EXIT_CHAMPION_KEPT
     outcome = retrain_pipeline(obj.settings, source)
-    obj.emit(outcome.to_dict(), _retrain_text(outcome))
+    text = _retrain_text(outcome)
+    if due is not None:
+        text = f"retrain due: {'; '.join(due.reasons)}\n{text}"
+    obj.emit({**outcome.to_dict(), **({"due": due.to_dict()} if due else {})}, text)
     return EXIT_CHAMPION_KEPT if outcome.kept_champion else 0
 
 

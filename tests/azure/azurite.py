@@ -1,0 +1,67 @@
+"""A real Azurite blob service on a free loopback port, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURITE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+# The well-known development account of Azurite and the storage emulator; not a secret.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Azurite:
+    """One azurite-blob process; ``persistent`` keeps its blobs on disk across a stop and a start."""
+
+    def __init__(self, location: Path, persistent: bool = False) -> None:
+        if not AZURITE.exists():
+            raise RuntimeError(f"{AZURITE} is missing: run scripts/test.sh (npm install --prefix .tools azurite)")
+        self.location = location
+        self.persistent = persistent
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+        )
+
+    def start(self) -> None:
+        args = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port)]
+        args += ["--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+        # Azurite refuses --location together with --inMemoryPersistence; the working directory keeps
+        # whatever small files it still writes out of the repository.
+        args += ["--location", str(self.location)] if self.persistent else ["--inMemoryPersistence"]
+        self.location.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(args, cwd=self.location, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"azurite exited with {self.process.returncode}") from None
+                time.sleep(0.1)
+        raise RuntimeError("azurite did not start listening within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None

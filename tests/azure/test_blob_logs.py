@@ -1,0 +1,107 @@
+"""Scoring logs on Blob Storage, against a real Azurite: layout, reading back, and an outage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azurite import Azurite
+
+from diabetes_mlops.monitoring.blob import BlobLogStore
+from diabetes_mlops.monitoring.records import ScoringRecord
+
+
+def _record(moment: datetime, n: int) -> dict[str, object]:
+    return ScoringRecord(
+        request_id=f"req-{n:04d}",
+        time=moment.isoformat(timespec="microseconds"),
+        model_name="diabetes",
+        model_version=1,
+        inputs=[[0.01 * n] * 10],
+        predictions=[100.0 + n],
+        latency_ms=1.5,
+    ).to_dict()
+
+
+def test_records_are_partitioned_by_hour_and_read_back_in_order(container, tmp_path: Path) -> None:
+    store = BlobLogStore(container, tmp_path / "spool")
+    start = datetime(2026, 11, 26, 3, 58, tzinfo=UTC)
+    records = [_record(start + timedelta(minutes=i), i) for i in range(4)]  # 03:58 .. 04:01
+    store.write(records[:2])
+    store.write(records[2:])
+
+    names = sorted(b.name for b in container.list_blobs())
+    assert [n.rsplit("/", 1)[0] for n in names] == ["scoring/2026/11/26/03", "scoring/2026/11/26/04"]
+    assert all(n.endswith(".jsonl") and store.writer_id in n for n in names)
+    assert store.pending() == []
+    assert list(store.read()) == records
+    assert [r["request_id"] for r in store.read(since=start + timedelta(minutes=2))] == ["req-0002", "req-0003"]
+
+
+def test_a_second_store_on_the_same_container_reads_what_the_first_wrote(container, tmp_path: Path) -> None:
+    writer = BlobLogStore(container, tmp_path / "a")
+    moment = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+    writer.write([_record(moment, 1)])
+    reader = BlobLogStore(container, tmp_path / "b")
+    assert [r["request_id"] for r in reader.read()] == ["req-0001"]
+    assert reader.writer_id != writer.writer_id
+
+
+def test_outage_spools_then_every_record_arrives_once_in_order(tmp_path: Path) -> None:
+    from azure.storage.blob import ContainerClient
+
+    server = Azurite(tmp_path / "data", persistent=True)  # blobs must outlive the restart
+    server.start()
+    try:
+        container = ContainerClient.from_connection_string(
+            server.connection_string, f"logs{uuid.uuid4().hex[:8]}", retry_total=0, connection_timeout=2
+        )
+        store = BlobLogStore(container, tmp_path / "spool", retry_after=0)
+        moment = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
+        before = [_record(moment + timedelta(seconds=i), i) for i in range(3)]
+        store.write(before)
+        assert store.pending() == []
+
+        server.stop()
+        during = [_record(moment + timedelta(seconds=10 + i), 10 + i) for i in range(5)]
+        for record in during:
+            store.write([record])  # one batch per scoring request, as the service writes them
+        assert store.last_error is not None
+        assert len(store.pending()) == 5
+        assert store.flush() == 5  # still down: nothing sent, nothing lost
+
+        server.start()
+        assert store.flush() == 0
+        after = [_record(moment + timedelta(seconds=20), 20)]
+        store.write(after)
+
+        got = [r["request_id"] for r in BlobLogStore(container, tmp_path / "other").read()]
+        assert got == [r["request_id"] for r in before + during + after]
+        assert len(got) == len(set(got))
+        # A flush repeated after success sends nothing again.
+        assert store.flush() == 0
+        assert len(list(container.list_blobs())) == 1 + 5 + 1
+    finally:
+        server.stop()
+
+
+def test_spooled_batches_of_a_crashed_writer_are_sent_by_the_next_one(tmp_path: Path, container) -> None:
+    from azure.storage.blob import ContainerClient
+
+    dead = ContainerClient.from_connection_string(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+        container.container_name,
+        retry_total=0,
+        connection_timeout=1,
+    )
+    moment = datetime(2026, 5, 6, 7, 0, tzinfo=UTC)
+    first = BlobLogStore(dead, tmp_path / "spool")
+    first.write([_record(moment, 1)])
+    first.write([_record(moment + timedelta(seconds=1), 2)])  # skipped flush: still inside retry_after
+    assert len(first.pending()) == 2
+
+    second = BlobLogStore(container, tmp_path / "spool")
+    assert second.flush() == 0
+    assert [r["request_id"] for r in second.read()] == ["req-0001", "req-0002"]

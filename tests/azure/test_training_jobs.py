@@ -1,0 +1,155 @@
+"""Training on Azure ML: compute cluster, command job, pipeline job and schedule, through azure-ai-ml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_azureml import RG, SUB, WS, WS_PATH, FakeAzureML
+
+from diabetes_mlops.azure.artifacts import DatastoreFiles
+from diabetes_mlops.azure.compute import ensure_compute
+from diabetes_mlops.azure.jobs import JobFailed, upload_source, wait_for_job
+from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule, submit_pipeline
+from diabetes_mlops.azure.training import train_on_azure
+from diabetes_mlops.config import load_settings
+
+SOURCE = "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/abc/"
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    return load_settings(
+        home=tmp_path / "home",
+        azure_subscription_id=SUB,
+        azure_resource_group=RG,
+        azure_workspace=WS,
+        azure_compute_max_nodes=4,
+        azure_compute_size="Standard_F4s_v2",
+        alpha=0.5,
+    )
+
+
+def test_missing_compute_cluster_is_created_autoscaling_from_zero(ml_client, workspace, settings) -> None:
+    compute = ensure_compute(ml_client, settings)
+    assert compute.name == "cpu-cluster"
+    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/computes/cpu-cluster")
+    assert put.api_version == "2023-08-01-preview"
+    assert put.body["location"] == "westeurope"  # read from the workspace
+    assert put.body["identity"]["type"] == "SystemAssigned"
+    props = put.body["properties"]
+    assert props["computeType"] == "AmlCompute"
+    assert props["properties"]["vmSize"] == "Standard_F4s_v2"
+    assert props["properties"]["scaleSettings"] == {
+        "maxNodeCount": 4,
+        "minNodeCount": 0,
+        "nodeIdleTimeBeforeScaleDown": "PT5M",
+    }
+    # A second call finds it and creates nothing.
+    ensure_compute(ml_client, settings)
+    assert len(workspace.transport.find("PUT", rf"{WS_PATH}/computes/cpu-cluster")) == 1
+
+
+def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
+    ml_client, workspace, settings, container, tmp_path: Path
+) -> None:
+    files = DatastoreFiles(container)
+    run_dir = tmp_path / "runs" / "20260101T000000000000Z-abc123"
+    # What the job writes into its output folder on the datastore.
+    container.upload_blob(f"diabetes-mlops/runs/{run_dir.name}/train.json", b'{"metrics": {"r2": 0.5}}')
+    container.upload_blob(f"diabetes-mlops/runs/{run_dir.name}/model.skops", b"model-bytes")
+    seen: list[str] = []
+
+    result = train_on_azure(settings, ml_client, files, run_dir, poll_seconds=0, on_status=seen.append)
+
+    assert seen == ["Queued", "Running", "Completed"]
+    assert result.files == ["model.skops", "train.json"]
+    assert json.loads((run_dir / "train.json").read_text()) == {"metrics": {"r2": 0.5}}
+    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/diabetes-train-20260101t000000000000z-abc123")
+    assert put.api_version == "2025-01-01-preview"
+    job = put.body["properties"]
+    assert job["jobType"] == "Command"
+    assert job["computeId"].endswith("/computes/cpu-cluster")
+    assert job["command"] == (
+        'pip install --quiet "${{inputs.source}}" && diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
+    )
+    assert job["inputs"]["source"]["mode"] == "Download"
+    assert job["inputs"]["source"]["uri"].startswith("azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/")
+    assert job["outputs"]["run_dir"]["uri"] == (
+        f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{run_dir.name}/"
+    )
+    assert job["environmentVariables"]["DIABETES_MLOPS_ALPHA"] == "0.5"
+    assert job["experimentName"] == "diabetes-mlops"
+    env_body = workspace.transport.find("PUT", rf"{WS_PATH}/environments/.+/versions/.+")[0].body["properties"]
+    assert env_body["image"] == settings.azure_environment_image
+    assert "python=3.11" in env_body["condaFile"]
+    # The package source went to the datastore, with the package's own files.
+    uploaded = {b.name.split("/", 3)[3] for b in container.list_blobs(name_starts_with="diabetes-mlops/source/")}
+    assert {"pyproject.toml", "diabetes_mlops/cli/base.py", "diabetes_mlops/azure/training.py"} <= uploaded
+    assert workspace.transport.unmatched == []
+
+
+def test_a_failed_job_is_an_error_naming_the_job(credential, settings, tmp_path: Path) -> None:
+    from azure.ai.ml import MLClient
+
+    failing = FakeAzureML(job_statuses=["Running", "Failed"])
+    client = MLClient(credential, SUB, RG, WS, transport=failing.transport, enable_telemetry=False)
+    failing.jobs["j1"] = {"id": f"{WS_PATH}/jobs/j1", "name": "j1", "properties": {"jobType": "Command",
+        "command": "true", "environmentId": "azureml:env:1", "status": "Running", "services": {}}}  # fmt: skip
+    failing._status_iters["j1"] = iter(["Running", "Failed"])
+    with pytest.raises(JobFailed, match="j1 ended Failed"):
+        wait_for_job(client, "j1", timeout=30, poll_seconds=0)
+
+
+def test_a_job_that_does_not_finish_in_time_is_cancelled(ml_client, workspace) -> None:
+    workspace.jobs["slow"] = {"id": f"{WS_PATH}/jobs/slow", "name": "slow", "properties": {"jobType": "Command",
+        "command": "true", "environmentId": "azureml:env:1", "status": "Running", "services": {}}}  # fmt: skip
+    workspace._status_iters["slow"] = iter(["Running"] * 10)
+    with pytest.raises(JobFailed, match="cancelled"):
+        wait_for_job(ml_client, "slow", timeout=0, poll_seconds=0)
+    assert workspace.transport.find("POST", rf"{WS_PATH}/jobs/slow/cancel")
+
+
+def test_retraining_pipeline_and_its_schedule(ml_client, workspace, settings) -> None:
+    job = retrain_pipeline(settings, SOURCE)
+    submitted = submit_pipeline(ml_client, job)
+    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/{submitted.name}")
+    body = put.body["properties"]
+    assert body["jobType"] == "Pipeline"
+    assert body["settings"]["default_compute"].endswith("/computes/cpu-cluster")
+    assert list(body["jobs"]) == ["trained", "evaluated", "registered"]
+    assert body["jobs"]["evaluated"]["inputs"]["run_dir"]["value"] == "${{parent.jobs.trained.outputs.run_dir}}"
+    assert body["jobs"]["registered"]["inputs"]["run_dir"]["value"] == "${{parent.jobs.evaluated.outputs.run_dir}}"
+    assert body["jobs"]["registered"]["environment_variables"]["DIABETES_MLOPS_REGISTRY_BACKEND"] == "azureml"
+    assert "DIABETES_MLOPS_REGISTRY_BACKEND" not in body["jobs"]["trained"]["environment_variables"]
+    assert body["inputs"]["source"]["uri"] == SOURCE
+    commands = [c["properties"]["componentSpec"]["command"] for c in workspace.components]
+    assert any("diabetes-mlops train" in c for c in commands)
+    assert any("diabetes-mlops evaluate" in c and "|| [ $? -eq 3 ]" in c for c in commands)
+    assert any("diabetes-mlops register" in c and "|| [ $? -eq 3 ]" in c for c in commands)
+
+    schedule = create_schedule(ml_client, retrain_schedule(settings, retrain_pipeline(settings, SOURCE)))
+    assert schedule.name == "diabetes-retrain"
+    (sput,) = workspace.transport.find("PUT", rf"{WS_PATH}/schedules/diabetes-retrain")
+    assert sput.api_version == "2023-06-01-preview"
+    trigger = sput.body["properties"]["trigger"]
+    assert trigger["triggerType"] == "Cron"
+    assert trigger["expression"] == "0 3 * * *"
+    assert trigger["timeZone"] == "UTC"
+    action = sput.body["properties"]["action"]
+    assert action["actionType"] == "CreateJob"
+    assert action["jobDefinition"]["jobType"] == "Pipeline"
+    assert workspace.transport.unmatched == []
+
+
+def test_upload_source_is_content_addressed(container, tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    (root / "diabetes_mlops").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    (root / "diabetes_mlops" / "__init__.py").write_text("")
+    files = DatastoreFiles(container)
+    first = upload_source(files, root)
+    assert upload_source(files, root) == first
+    (root / "diabetes_mlops" / "__init__.py").write_text("x = 1\n")
+    assert upload_source(files, root) != first

@@ -1,0 +1,178 @@
+"""The local registry: concurrent writers, crashes mid-write, tampering, aliases and their history."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diabetes_mlops.artifacts import sha256_file
+from diabetes_mlops.data import FEATURES, load_builtin
+from diabetes_mlops.errors import IntegrityError, RegistryError
+from diabetes_mlops.registry.local import LocalRegistry
+from diabetes_mlops.train import make_pipeline
+
+NAME = "diabetes"
+
+REGISTER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from diabetes_mlops.data import FEATURES, load_builtin
+    from diabetes_mlops.registry.local import LocalRegistry
+    from diabetes_mlops.train import make_pipeline
+
+    root, alpha, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    frame = load_builtin()
+    model = make_pipeline(alpha).fit(frame.loc[:, list(FEATURES)], frame["target"])
+    registry = LocalRegistry(root)
+    print("ready", flush=True)
+    for i in range(count):
+        entry = registry.register("diabetes", model, {"params": {"alpha": alpha}, "tags": {"writer": sys.argv[2]}})
+        print(entry.version, flush=True)
+    """
+)
+
+
+def fitted(alpha: float = 1.0):
+    frame = load_builtin()
+    return make_pipeline(alpha).fit(frame.loc[:, list(FEATURES)], frame["target"])
+
+
+def start_writer(root: Path, alpha: float, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", REGISTER_SCRIPT, str(root), str(alpha), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_every_version_whole(registry: LocalRegistry) -> list[int]:
+    """Each listed version has metadata and a model that loads and predicts."""
+    rows = load_builtin().loc[:3, list(FEATURES)]
+    versions = [v.version for v in registry.list_versions(NAME)]
+    for version in versions:
+        assert np.isfinite(registry.load(NAME, version).predict(rows)).all()
+    return versions
+
+
+def test_eight_processes_register_eight_distinct_loadable_versions(tmp_path: Path) -> None:
+    writers = [start_writer(tmp_path, 1.0 + i, 1) for i in range(8)]
+    outputs = [w.communicate(timeout=120)[0].split() for w in writers]
+    assert all(w.returncode == 0 for w in writers)
+    versions = sorted(int(out[-1]) for out in outputs)
+    assert versions == list(range(1, 9))
+    registry = LocalRegistry(tmp_path)
+    assert assert_every_version_whole(registry) == versions
+    alphas = {registry.get(NAME, v).params["alpha"] for v in versions}
+    assert alphas == {1.0 + i for i in range(8)}
+
+
+def test_sigkill_mid_register_leaves_no_partial_version(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    for delay in (0.01, 0.05, 0.1, 0.2, 0.3):
+        writer = start_writer(tmp_path, 1.0, 1000)
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        assert_every_version_whole(registry)
+    leftovers = [p for p in (tmp_path / NAME).iterdir() if p.name.startswith(".incoming-")]
+    # The kills landed mid-write at least once, and those half-written versions stayed invisible.
+    assert leftovers
+    entry = registry.register(NAME, fitted(), {})
+    assert entry.version == max(v.version for v in registry.list_versions(NAME))
+    assert_every_version_whole(registry)
+
+
+def test_a_staged_version_is_invisible(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    registry.register(NAME, fitted(), {})
+    staged = tmp_path / NAME / ".incoming-crashed"
+    staged.mkdir()
+    (staged / "model.skops").write_bytes(b"half a model")
+    assert [v.version for v in registry.list_versions(NAME)] == [1]
+    assert registry.register(NAME, fitted(), {}).version == 2
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    entry = registry.register(NAME, fitted(), {"metrics": {"r2": 0.5}})
+    path = registry.model_path(NAME, entry.version)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        registry.load(NAME, entry.version)
+
+
+def test_metadata_records_lineage(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    entry = registry.register(
+        NAME,
+        fitted(),
+        {"metrics": {"r2": 0.45}, "data_fingerprint": "abc", "git_commit": "deadbeef", "replaced": None},
+    )
+    stored = json.loads((tmp_path / NAME / "1" / "metadata.json").read_text())
+    assert stored["sha256"] == entry.sha256 and len(entry.sha256) == 64
+    assert stored["metrics"] == {"r2": 0.45}
+    assert stored["data_fingerprint"] == "abc" and stored["git_commit"] == "deadbeef"
+    assert stored["created"].endswith("+00:00")
+
+
+def test_promote_and_rollback_are_recorded(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    for alpha in (1.0, 2.0, 3.0):
+        registry.register(NAME, fitted(alpha), {})
+    registry.set_alias(NAME, "production", 1)
+    registry.set_alias(NAME, "production", 2)
+    registry.set_alias(NAME, "production", 3)
+    assert registry.rollback(NAME, "production").version == 2
+    assert registry.rollback(NAME, "production").version == 1
+    with pytest.raises(RegistryError, match="no earlier version"):
+        registry.rollback(NAME, "production")
+    assert registry.aliases(NAME) == {"production": 1}
+    moves = [(h["action"], h["previous"], h["version"]) for h in registry.history(NAME)]
+    assert moves == [
+        ("promote", None, 1),
+        ("promote", 1, 2),
+        ("promote", 2, 3),
+        ("rollback", 3, 2),
+        ("rollback", 2, 1),
+    ]
+    assert registry.load(NAME, "production").named_steps["ridge"].alpha == 1.0
+
+
+def test_unknown_version_and_alias_are_clear_errors(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    registry.register(NAME, fitted(), {})
+    with pytest.raises(RegistryError, match="no version 7"):
+        registry.get(NAME, 7)
+    with pytest.raises(RegistryError, match="no 'production' alias"):
+        registry.get(NAME, "production")
+    with pytest.raises(RegistryError, match="unknown alias"):
+        registry.set_alias(NAME, "staging", 1)
+    with pytest.raises(RegistryError, match="no version 5"):
+        registry.set_alias(NAME, "champion", 5)
+
+
+def test_the_registry_refuses_pickle_style_untrusted_types(tmp_path: Path) -> None:
+    import skops.io as sio
+
+    registry = LocalRegistry(tmp_path)
+    entry = registry.register(NAME, fitted(), {})
+    path = registry.model_path(NAME, entry.version)
+    sio.dump({"payload": Fraction(1, 3)}, path)
+    metadata_path = path.parent / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["sha256"] = sha256_file(path)
+    metadata_path.write_text(json.dumps(metadata))
+    with pytest.raises(IntegrityError, match="not trusted"):
+        registry.load(NAME, entry.version)
