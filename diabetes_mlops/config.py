@@ -34,6 +34,8 @@ class Settings:
     production_port: int = 8000
     max_body_bytes: int = 1024 * 1024
     max_rows: int = 10_000
+    serve_workers: int = 1
+    scoring_log: bool = True
     drift_psi_threshold: float = 0.2
     drift_ks_pvalue: float = 0.01
     drift_min_rows: int = 100
@@ -85,6 +87,7 @@ class Settings:
             "production_port": 0 < self.production_port < 65536,
             "max_body_bytes": self.max_body_bytes > 0,
             "max_rows": self.max_rows > 0,
+            "serve_workers": self.serve_workers > 0,
             "drift_psi_threshold": self.drift_psi_threshold > 0,
             "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
             "drift_min_rows": self.drift_min_rows > 0,
@@ -121,6 +124,10 @@ class Settings:
     @property
     def drift_dir(self) -> Path:
         return self.home / "drift"
+
+    @property
+    def production_url(self) -> str:
+        return f"http://127.0.0.1:{self.production_port}"
 
     def port_for(self, env: str) -> int:
         """The loopback port of a local deployment environment (``qa`` or ``production``)."""

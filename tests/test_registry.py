@@ -105,7 +105,7 @@ def test_a_staged_version_is_invisible(tmp_path: Path) -> None:
 def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     registry = LocalRegistry(tmp_path)
     entry = registry.register(NAME, fitted(), {"metrics": {"r2": 0.5}})
-    path = registry.model_path(NAME, entry.version)
+    path = registry.version_dir(NAME, entry.version) / "model.skops"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -168,7 +168,7 @@ def test_the_registry_refuses_pickle_style_untrusted_types(tmp_path: Path) -> No
 
     registry = LocalRegistry(tmp_path)
     entry = registry.register(NAME, fitted(), {})
-    path = registry.model_path(NAME, entry.version)
+    path = registry.version_dir(NAME, entry.version) / "model.skops"
     sio.dump({"payload": Fraction(1, 3)}, path)
     metadata_path = path.parent / "metadata.json"
     metadata = json.loads(metadata_path.read_text())

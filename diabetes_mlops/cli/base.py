@@ -65,3 +65,12 @@ def main(ctx: click.Context, home: Path | None, config_file: Path | None, as_jso
     except MlopsError as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.obj = Context(settings, as_json)
+
+
+def run_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--run-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="DIABETES_MLOPS_RUN_DIR",
+        help="Run directory [env DIABETES_MLOPS_RUN_DIR; train: a new one; others: the latest].",
+    )(func)

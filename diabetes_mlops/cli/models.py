@@ -71,7 +71,13 @@ def promote(obj: Context, ref: str, alias: str) -> None:
 @pass_context
 @reported
 def rollback(obj: Context, name: str | None, alias: str) -> None:
-    """Point an alias back at the version it held before."""
+    """Point an alias back at the version it held before; production's local endpoint follows it."""
     name = name or obj.settings.model_name
+    if alias == "production" and name == obj.settings.model_name:
+        from diabetes_mlops.pipelines import rollback_production
+
+        outcome = rollback_production(obj.settings)
+        obj.emit(outcome.to_dict(), f"{name}:production -> version {outcome.version} ({outcome.reason})")
+        return
     entry = obj.registry().rollback(name, alias)
     obj.emit({"name": name, "alias": alias, "version": entry.version}, f"{name}:{alias} -> version {entry.version}")

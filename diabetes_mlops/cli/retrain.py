@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from diabetes_mlops.cli.base import EXIT_CHAMPION_KEPT, EXIT_FAILURE, Context, main, pass_context, reported
-
-
-def _run_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--run-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="DIABETES_MLOPS_RUN_DIR",
-        help="Run directory [env DIABETES_MLOPS_RUN_DIR; train: a new one; others: the latest].",
-    )(func)
+from diabetes_mlops.cli.base import (
+    EXIT_CHAMPION_KEPT,
+    EXIT_FAILURE,
+    Context,
+    main,
+    pass_context,
+    reported,
+    run_dir_option,
+)
 
 
 @main.command("validate-data")
@@ -45,7 +43,7 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 
 @main.command()
 @click.option("--data", "source", type=click.Path(path_type=Path), help="CSV/Parquet training table.")
-@_run_dir_option
+@run_dir_option
 @pass_context
 @reported
 def train(obj: Context, source: Path | None, run_dir: Path | None) -> None:
@@ -69,7 +67,7 @@ def _resolve_run_dir(obj: Context, run_dir: Path | None) -> Path:
 
 
 @main.command()
-@_run_dir_option
+@run_dir_option
 @pass_context
 @reported
 def evaluate(obj: Context, run_dir: Path | None) -> int:
@@ -87,7 +85,7 @@ def evaluate(obj: Context, run_dir: Path | None) -> int:
 
 
 @main.command()
-@_run_dir_option
+@run_dir_option
 @pass_context
 @reported
 def register(obj: Context, run_dir: Path | None) -> int:
@@ -144,10 +142,27 @@ def retrain(obj: Context, source: Path | None, if_due: bool) -> int:
 @main.command()
 @pass_context
 @reported
-def run(obj: Context) -> int:
-    """The whole local loop: retrain, and register a better model as champion (exit 0 either way)."""
+def run(obj: Context) -> None:
+    """The whole local loop: retrain, then release the champion to a local production service."""
+    from diabetes_mlops.deploy.local import undeploy
+    from diabetes_mlops.pipelines import release
     from diabetes_mlops.pipelines import retrain as retrain_pipeline
 
     outcome = retrain_pipeline(obj.settings)
-    obj.emit(outcome.to_dict(), _retrain_text(outcome))
-    return 0
+    released = release(obj.settings, "champion", outcome.run_dir)
+    if released.released:
+        undeploy(obj.settings, "qa")
+    url = obj.settings.production_url
+    home = f" --home {obj.settings.home}" if obj.settings.home != Path(".mlops") else ""
+    text = "\n".join(
+        [
+            _retrain_text(outcome),
+            f"production serves {released.name}:{released.version} at {url}"
+            + ("" if released.released else " (already, nothing to release)"),
+            "try it:",
+            f"  curl -s -X POST {url}/score -H 'Content-Type: application/json' "
+            "-d '{\"data\": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]]}'",
+            f"stop it: diabetes-mlops{home} undeploy production",
+        ]
+    )
+    obj.emit({**outcome.to_dict(), "release": released.to_dict(), "url": url}, text)

@@ -16,6 +16,7 @@ Conventions, since Azure ML has no aliases and model versions are immutable apar
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
 METADATA_PROPERTY = "diabetes_mlops.metadata"
+METADATA_FILE = "metadata.json"
 MODELS_PREFIX = "diabetes-mlops/models"
 
 
@@ -49,9 +51,10 @@ def _alias_tag(alias: str) -> str:
 class AzureMLRegistry:
     """A ``Registry`` whose versions live in an Azure ML workspace and whose files live in its datastore."""
 
-    def __init__(self, ml_client: MLClient, files: DatastoreFiles) -> None:
+    def __init__(self, ml_client: MLClient, files: DatastoreFiles, cache_dir: Path | None = None) -> None:
         self.ml_client = ml_client
         self.files = files
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "diabetes-mlops-azureml"
 
     @classmethod
     def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> AzureMLRegistry:
@@ -60,7 +63,7 @@ class AzureMLRegistry:
 
         credential = credential or default_credential()
         client = ml_client(settings, credential)
-        return cls(client, DatastoreFiles.from_workspace(client, credential))
+        return cls(client, DatastoreFiles.from_workspace(client, credential), settings.home / "azureml-cache")
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -133,6 +136,24 @@ class AzureMLRegistry:
                 f"model {name}:{entry.version}: the stored file does not match the sha256 recorded at registration"
             )
         return path
+
+    def version_dir(self, name: str, ref: VersionRef) -> Path:
+        """A local copy of the version (``model.skops`` checked against its sha256, ``metadata.json``)."""
+        entry = self.get(name, ref)
+        target = self.cache_dir / name / str(entry.version)
+        model = target / MODEL_FILE
+        if not (model.is_file() and sha256_file(model) == entry.sha256):
+            staging = Path(tempfile.mkdtemp(dir=self._cache_root(name), prefix=".incoming-"))
+            self.download(name, entry.version, staging)
+            (staging / METADATA_FILE).write_text(json.dumps(entry.to_dict(), indent=2, sort_keys=True))
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)  # whole or absent, as in the local registry
+        return target
+
+    def _cache_root(self, name: str) -> Path:
+        root = self.cache_dir / name
+        root.mkdir(parents=True, exist_ok=True)
+        return root
 
     def load(self, name: str, ref: VersionRef) -> Pipeline:
         """The model of a version, downloaded and loaded only after its sha256 matches the recorded one."""

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Protocol
 from diabetes_mlops.errors import RegistryError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sklearn.pipeline import Pipeline
 
 ALIASES = ("champion", "production")
@@ -57,6 +59,10 @@ class Registry(Protocol):
     def history(self, name: str) -> list[dict[str, object]]: ...
 
     def load(self, name: str, ref: VersionRef) -> Pipeline: ...
+
+    def version_dir(self, name: str, ref: VersionRef) -> Path:
+        """A local directory with the version's model file and metadata (fetched first if remote)."""
+        ...
 
 
 def parse_version_ref(text: str) -> VersionRef:

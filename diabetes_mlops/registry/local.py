@@ -133,8 +133,9 @@ class LocalRegistry:
         entry = self.get(name, ref)
         return load_model(self._model_dir(name) / str(entry.version) / MODEL_FILE, entry.sha256)
 
-    def model_path(self, name: str, ref: VersionRef) -> Path:
-        return self._model_dir(name) / str(self.resolve(name, ref)) / MODEL_FILE
+    def version_dir(self, name: str, ref: VersionRef) -> Path:
+        """The directory holding the version's ``model.skops`` and ``metadata.json``."""
+        return self._model_dir(name) / str(self.get(name, ref).version)
 
     def history(self, name: str) -> list[dict[str, object]]:
         path = self._model_dir(name) / "history.jsonl"

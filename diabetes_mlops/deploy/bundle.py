@@ -1,0 +1,86 @@
+"""The scoring bundle: a Docker build context with the model, the code, pinned requirements and a Dockerfile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import diabetes_mlops
+
+if TYPE_CHECKING:
+    from diabetes_mlops.registry import Registry
+    from diabetes_mlops.registry.base import VersionRef
+
+# What the service imports at run time: training, plotting and validation libraries stay out of the image.
+SERVING_REQUIREMENTS = (
+    "click",
+    "filelock",
+    "numpy",
+    "orjson",
+    "prometheus-client",
+    "scikit-learn",
+    "scipy",
+    "skops",
+    "starlette",
+    "uvicorn[standard]",
+)
+SERVICE_PORT = 8000
+SERVE_COMMAND = ["python", "-m", "diabetes_mlops", "serve", "--model-dir", "model"]
+MANIFEST = "bundle.json"
+
+ENTRY_SCRIPT = '''"""Azure ML entry script (init/run) of the diabetes-mlops scoring service."""
+
+import pathlib
+import sys
+
+# The package travels inside the bundle, beside this file.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from diabetes_mlops.serving.score import init, run  # noqa: E402
+
+__all__ = ["init", "run"]
+'''
+
+DOCKERFILE = """# syntax=docker/dockerfile:1
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \\
+    DIABETES_MLOPS_HOST=0.0.0.0 PORT={port} DIABETES_MLOPS_HOME=/home/app/.mlops
+RUN useradd --create-home --uid 10001 app
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY --chown=app:app . .
+USER app
+EXPOSE {port}
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \\
+    CMD ["python", "-m", "diabetes_mlops.deploy.healthcheck"]
+CMD {command}
+"""
+
+
+def pinned_requirements() -> list[str]:
+    """The serving requirements pinned to the versions installed here, where the model was tested."""
+    return [f"{name}=={version(name.split('[')[0])}" for name in SERVING_REQUIREMENTS]
+
+
+def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path) -> Path:
+    """Write the build context of model ``name`` at ``ref`` into ``out_dir`` (replaced if it exists)."""
+    entry = registry.get(name, ref)
+    source = registry.version_dir(name, entry.version)
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    shutil.copytree(source, out_dir / "model")
+    package = Path(diabetes_mlops.__file__).parent
+    shutil.copytree(package, out_dir / "diabetes_mlops", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (out_dir / "score.py").write_text(ENTRY_SCRIPT)
+    (out_dir / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
+    (out_dir / "Dockerfile").write_text(DOCKERFILE.format(port=SERVICE_PORT, command=json.dumps(SERVE_COMMAND)))
+    (out_dir / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
+    manifest = {"model": entry.to_dict(), "package_version": diabetes_mlops.__version__, "port": SERVICE_PORT}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return out_dir

@@ -1,0 +1,61 @@
+"""The state file of a local deployment, shared by the deployer and the supervisor under a file lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+
+class DeploymentState:
+    """``<home>/deployments/<env>.json``: desired and active version, port, pids, last error."""
+
+    def __init__(self, home: Path, env: str) -> None:
+        self.dir = Path(home).resolve() / "deployments"
+        self.env = env
+        self.path = self.dir / f"{env}.json"
+        self.log_path = self.dir / f"{env}.log"
+        self._lock = FileLock(self.dir / f"{env}.lock", timeout=30)
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def update(self, **changes: Any) -> dict[str, Any]:
+        """Apply ``changes`` (None removes a key) atomically and return the new state."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = {**self.read(), "env": self.env, **changes}
+            state = {k: v for k, v in state.items() if v is not None}
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{self.env}.")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(state, fh, indent=2)
+            os.replace(tmp, self.path)
+            return state
+
+    def remove(self) -> None:
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs; an exited child not yet reaped (a zombie) counts as dead."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

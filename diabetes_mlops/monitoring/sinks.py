@@ -1,0 +1,15 @@
+"""The log sink the settings name: local JSON-lines files by default."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from diabetes_mlops.monitoring.store import LocalLogStore, LogSink
+
+if TYPE_CHECKING:
+    from diabetes_mlops.config import Settings
+
+
+def open_log_sink(settings: Settings) -> LogSink:
+    """Where scoring records go and are read back from, for the service, drift and retraining."""
+    return LocalLogStore(settings.logs_dir)

@@ -1,0 +1,1 @@
+"""The scoring service: our ASGI app, and the Azure ML entry script."""

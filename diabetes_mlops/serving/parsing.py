@@ -1,0 +1,139 @@
+"""Scoring input: three JSON shapes in, one float64 matrix out, or an InputError that says what and where."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from diabetes_mlops.data import FEATURES
+
+N_FEATURES = len(FEATURES)
+_NUMBER = (int, float)
+
+
+class InputError(Exception):
+    """Bad scoring input; ``status`` is the HTTP status to answer with, the message names the problem."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _check_value(value: object, row: int, column: str) -> None:
+    if type(value) not in _NUMBER:
+        raise InputError(f"row {row}, column {column!r}: expected a number, got {_describe(value)}")
+    if not math.isfinite(value):  # type: ignore[arg-type]
+        raise InputError(f"row {row}, column {column!r}: expected a finite number, got {value}")
+
+
+def _rows_matrix(rows: list[Any], order: list[int] | None = None) -> np.ndarray:
+    """Rows of numbers (in ``order`` of FEATURES when given) as an (n, 10) float64 matrix."""
+    width = N_FEATURES
+    for i, row in enumerate(rows):
+        if type(row) is not list:
+            raise InputError(f"row {i}: expected a list of {width} numbers, got {_describe(row)}")
+        if len(row) != width:
+            raise InputError(f"row {i}: expected {width} values, got {len(row)}")
+        for j, value in enumerate(row):
+            if type(value) not in _NUMBER:
+                name = FEATURES[order[j]] if order else FEATURES[j]
+                _check_value(value, i, name)
+    matrix = np.array(rows, dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
+        name = FEATURES[order[j]] if order else FEATURES[j]
+        raise InputError(f"row {i}, column {name!r}: expected a finite number, got {matrix[i, j]}")
+    if order is not None:
+        matrix = matrix[:, np.argsort(order)]
+    return matrix
+
+
+def _records_matrix(records: list[Any]) -> np.ndarray:
+    matrix = np.empty((len(records), N_FEATURES), dtype=np.float64)
+    expected = set(FEATURES)
+    for i, record in enumerate(records):
+        if type(record) is not dict:
+            raise InputError(f"row {i}: expected an object with the columns {', '.join(FEATURES)}")
+        if record.keys() != expected:
+            unknown = sorted(set(record) - expected)
+            if unknown:
+                raise InputError(f"row {i}: unknown column {unknown[0]!r}")
+            missing = [c for c in FEATURES if c not in record]
+            raise InputError(f"row {i}: missing column {missing[0]!r}")
+        for j, column in enumerate(FEATURES):
+            value = record[column]
+            _check_value(value, i, column)
+            matrix[i, j] = value
+    return matrix
+
+
+def _column_order(columns: object) -> list[int]:
+    """Positions in FEATURES of the v2 ``columns`` list; every feature exactly once."""
+    if type(columns) is not list or not all(isinstance(c, str) for c in columns):
+        raise InputError("input_data.columns: expected a list of column names")
+    for column in columns:
+        if column not in FEATURES:
+            raise InputError(f"input_data.columns: unknown column {column!r}")
+    if len(set(columns)) != len(columns):
+        raise InputError("input_data.columns: a column is named twice")
+    missing = [c for c in FEATURES if c not in columns]
+    if missing:
+        raise InputError(f"input_data.columns: missing column {missing[0]!r}")
+    return [FEATURES.index(c) for c in columns]
+
+
+def parse_payload(payload: object, max_rows: int) -> np.ndarray:
+    """The (n, 10) float64 matrix of a decoded payload, columns in FEATURES order."""
+    if type(payload) is not dict:
+        raise InputError(f"body: expected a JSON object with 'data' or 'input_data', got {_describe(payload)}")
+    if "input_data" in payload:
+        block = payload["input_data"]
+        if type(block) is not dict or "data" not in block:
+            raise InputError("input_data: expected an object with 'columns' and 'data'")
+        order = _column_order(block.get("columns", list(FEATURES)))
+        rows = _rows_list(block["data"], "input_data.data", max_rows)
+        return _rows_matrix(rows, None if order == list(range(N_FEATURES)) else order)
+    if "data" not in payload:
+        keys = ", ".join(repr(k) for k in list(payload)[:3]) or "none"
+        raise InputError(f"body: expected a 'data' or 'input_data' key, got {keys}")
+    rows = _rows_list(payload["data"], "data", max_rows)
+    if type(rows[0]) is dict:
+        return _records_matrix(rows)
+    return _rows_matrix(rows)
+
+
+def _rows_list(rows: object, where: str, max_rows: int) -> list[Any]:
+    if type(rows) is not list:
+        raise InputError(f"{where}: expected a list of rows, got {_describe(rows)}")
+    if not rows:
+        raise InputError(f"{where}: the list of rows is empty")
+    if len(rows) > max_rows:
+        raise InputError(f"{where}: {len(rows)} rows is more than the limit of {max_rows}", status=413)
+    return rows
+
+
+def parse_body(body: bytes, max_rows: int) -> np.ndarray:
+    """Decode a JSON body and parse it; malformed JSON (NaN and Infinity literals included) is an InputError."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"body: malformed JSON ({exc})") from None
+    return parse_payload(payload, max_rows)

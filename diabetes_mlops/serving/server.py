@@ -1,0 +1,66 @@
+"""Run the scoring app under uvicorn: one process, several workers, or on a listening socket handed over."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from diabetes_mlops.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
+
+
+def build_app(settings: Settings, model_dir: Path) -> Starlette:
+    """Load and verify the model in ``model_dir`` and build the app around it."""
+    from diabetes_mlops.monitoring.logger import ScoringLogger
+    from diabetes_mlops.monitoring.sinks import open_log_sink
+    from diabetes_mlops.serving.app import ServiceConfig, create_app
+    from diabetes_mlops.serving.model import ServedModel
+
+    served = ServedModel.from_dir(model_dir)
+    logger = ScoringLogger(open_log_sink(settings)) if settings.scoring_log else None
+    config = ServiceConfig(settings.max_body_bytes, settings.max_rows, settings.scoring_key)
+    return create_app(served, config, logger)
+
+
+def app_from_env() -> Starlette:
+    """The app factory uvicorn's worker processes call: settings and model directory from the environment."""
+    return build_app(load_settings(), Path(os.environ[MODEL_DIR_ENV]))
+
+
+def serve(
+    settings: Settings,
+    model_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    fd: int | None = None,
+    ready_file: Path | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; then finish in-flight requests and flush the scoring log."""
+    options = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+    if workers > 1:
+        os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
+        uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port, workers=workers, **options)
+        return
+    server = _ReadyFileServer(uvicorn.Config(build_app(settings, model_dir), host=host, port=port, **options))
+    server.ready_file = ready_file
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+
+
+class _ReadyFileServer(uvicorn.Server):
+    """A uvicorn server that writes ``ready_file`` once it accepts connections."""
+
+    ready_file: Path | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.ready_file is not None:
+            self.ready_file.write_text(str(os.getpid()))
