@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,24 @@ from diabetes_mlops.config import Settings, load_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary home whose QA and production ports are free ones; local deployments stop at the end."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("DIABETES_MLOPS_QA_PORT", str(free_port()))
+    monkeypatch.setenv("DIABETES_MLOPS_PRODUCTION_PORT", str(free_port()))
+    yield path
+    from diabetes_mlops.deploy.local import ENVIRONMENTS, undeploy
+
+    for env in ENVIRONMENTS:
+        undeploy(load_settings(home=path), env)
 
 
 @pytest.fixture

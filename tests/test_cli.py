@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,15 @@ def test_first_run_registers_v1_and_second_keeps_it(cli: Cli, home: Path) -> Non
     assert first.returncode == 0, first.stderr
     assert "registered diabetes version 1 as champion" in first.stdout
     assert "r2=" in first.stdout and "model_card.md" in first.stdout
+    url = f"http://127.0.0.1:{os.environ['DIABETES_MLOPS_PRODUCTION_PORT']}"
+    assert f"production serves diabetes:1 at {url}" in first.stdout and "curl -s -X POST" in first.stdout
+    assert cli("smoke-test", url, "--expect-version", "1").returncode == 0
     second = cli("run")
     assert second.returncode == 0, second.stderr
     assert "champion kept (version 1)" in second.stdout
+    assert "already, nothing to release" in second.stdout
+    endpoints = json.loads(cli("--json", "endpoints").stdout)["endpoints"]
+    assert [(e["env"], e["model_version"], e["healthy"]) for e in endpoints] == [("production", 1, True)]
     listing = json.loads(cli("--json", "models", "list").stdout)
     assert [v["version"] for v in listing["versions"]] == [1]
     assert listing["aliases"]["champion"] == 1

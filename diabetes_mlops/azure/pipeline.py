@@ -22,6 +22,11 @@ COPY_RUN_DIR = 'cp -r "${{inputs.run_dir}}/." "${{outputs.run_dir}}/"'
 OK_OR_KEPT = "|| [ $? -eq 3 ]"
 
 
+def _continue_run(verb: str) -> str:
+    """Install, copy the previous step's run directory into this step's output, run ``verb`` on it."""
+    return f'{INSTALL} && {COPY_RUN_DIR} && (diabetes-mlops {verb} --run-dir "${{{{outputs.run_dir}}}}" {OK_OR_KEPT})'
+
+
 def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
     """train -> evaluate -> register on the cluster, training on ``azure_training_data`` (or the built-in set)."""
     from azure.ai.ml import Input, Output, command
@@ -40,19 +45,32 @@ def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
         train_inputs["data"] = Input(type="uri_file", mode="download")
         train_line += ' --data "${{inputs.data}}"'
     train = command(
-        name="train", display_name="train", inputs=train_inputs, outputs={"run_dir": run_out},
-        command=train_line, environment=env, environment_variables=plain,
-    )  # fmt: skip
+        name="train",
+        display_name="train",
+        inputs=train_inputs,
+        outputs={"run_dir": run_out},
+        command=train_line,
+        environment=env,
+        environment_variables=plain,
+    )
     evaluate = command(
-        name="evaluate", display_name="evaluate", inputs={"source": source, "run_dir": run_in},
-        outputs={"run_dir": run_out}, environment=env, environment_variables=with_registry,
-        command=f'{INSTALL} && {COPY_RUN_DIR} && (diabetes-mlops evaluate --run-dir "${{{{outputs.run_dir}}}}" {OK_OR_KEPT})',
-    )  # fmt: skip
+        name="evaluate",
+        display_name="evaluate",
+        inputs={"source": source, "run_dir": run_in},
+        outputs={"run_dir": run_out},
+        environment=env,
+        environment_variables=with_registry,
+        command=_continue_run("evaluate"),
+    )
     register = command(
-        name="register", display_name="register", inputs={"source": source, "run_dir": run_in},
-        outputs={"run_dir": run_out}, environment=env, environment_variables=with_registry,
-        command=f'{INSTALL} && {COPY_RUN_DIR} && (diabetes-mlops register --run-dir "${{{{outputs.run_dir}}}}" {OK_OR_KEPT})',
-    )  # fmt: skip
+        name="register",
+        display_name="register",
+        inputs={"source": source, "run_dir": run_in},
+        outputs={"run_dir": run_out},
+        environment=env,
+        environment_variables=with_registry,
+        command=_continue_run("register"),
+    )
 
     data = {}
     if settings.azure_training_data:
@@ -91,6 +109,20 @@ def retrain_schedule(settings: Settings, job: PipelineJob) -> JobSchedule:
     )
 
 
-def create_schedule(ml_client: MLClient, schedule: JobSchedule, timeout: float = SCHEDULE_TIMEOUT_SECONDS) -> JobSchedule:
+def create_schedule(
+    ml_client: MLClient, schedule: JobSchedule, timeout: float = SCHEDULE_TIMEOUT_SECONDS
+) -> JobSchedule:
     """Create or replace the schedule and wait until Azure ML has it."""
     return ml_client.schedules.begin_create_or_update(schedule).result(timeout=timeout)
+
+
+def delete_schedule(ml_client: MLClient, name: str, timeout: float = SCHEDULE_TIMEOUT_SECONDS) -> bool:
+    """Delete the schedule; False when there was none."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        ml_client.schedules.get(name)
+    except ResourceNotFoundError:
+        return False
+    ml_client.schedules.begin_delete(name).result(timeout=timeout)
+    return True

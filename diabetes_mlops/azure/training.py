@@ -29,7 +29,12 @@ class AzureTraining:
     files: list[str]
 
     def to_dict(self) -> dict[str, object]:
-        return {"job_name": self.job_name, "studio_url": self.studio_url, "run_dir": str(self.run_dir), "files": self.files}
+        return {
+            "job_name": self.job_name,
+            "studio_url": self.studio_url,
+            "run_dir": str(self.run_dir),
+            "files": self.files,
+        }
 
 
 def training_job(settings: Settings, run_id: str, source_uri: str, run_uri: str, data: str | None = None) -> Command:

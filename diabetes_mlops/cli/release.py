@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from diabetes_mlops.cli.base import EXIT_FAILURE, Context, main, pass_context, reported, run_dir_option
+from diabetes_mlops.errors import MlopsError
 
 ENVIRONMENTS = click.Choice(["qa", "production"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,7 +98,7 @@ def deploy(obj: Context, env: str, target: str, model_ref: str, port: int | None
     name, ref = parse_model_ref(model_ref, obj.settings.model_name)
     entry = obj.registry().get(name, ref)
     if target == "azure":
-        from diabetes_mlops.deploy.azure_targets import deploy_azure
+        from diabetes_mlops.azure.targets import deploy_azure
 
         result = deploy_azure(obj.settings, env, entry)
         obj.emit(result, f"{env}: {entry.name}:{entry.version} deployed to Azure at {result['url']}")
@@ -113,11 +114,21 @@ def deploy(obj: Context, env: str, target: str, model_ref: str, port: int | None
 
 @main.command()
 @click.argument("env", type=ENVIRONMENTS)
+@click.option("--target", type=click.Choice(["local", "azure"]), default="local", show_default=True)
 @pass_context
 @reported
-def undeploy(obj: Context, env: str) -> None:
-    """Stop the local deployment of ENV."""
+def undeploy(obj: Context, env: str, target: str) -> None:
+    """Stop the deployment of ENV (on Azure: delete the QA container group)."""
     from diabetes_mlops.deploy.local import undeploy as undeploy_local
+
+    if target == "azure":
+        if env != "qa":
+            raise MlopsError("on Azure only QA is undeployed here; production (AKS) is rolled back, not removed")
+        from diabetes_mlops.azure.targets import undeploy_qa
+
+        deleted = undeploy_qa(obj.settings)
+        obj.emit({"env": env, "stopped": deleted}, f"{env}: {'deleted' if deleted else 'nothing was running'}")
+        return
 
     stopped = undeploy_local(obj.settings, env)
     obj.emit({"env": env, "stopped": stopped}, f"{env}: {'stopped' if stopped else 'nothing was running'}")

@@ -43,16 +43,24 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 
 @main.command()
 @click.option("--data", "source", type=click.Path(path_type=Path), help="CSV/Parquet training table.")
+@click.option("--target", type=click.Choice(["local", "azure"]), default="local", show_default=True)
 @run_dir_option
 @pass_context
 @reported
-def train(obj: Context, source: Path | None, run_dir: Path | None) -> None:
-    """Validate the data and train a challenger into a run directory."""
+def train(obj: Context, source: Path | None, target: str, run_dir: Path | None) -> None:
+    """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
     from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, validate_step
 
     if run_dir is None:
         run_dir = new_run_dir(obj.settings)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if target == "azure":
+        from diabetes_mlops.azure.targets import train as train_remote
+
+        echo = None if obj.as_json else click.echo
+        remote = train_remote(obj.settings, run_dir, str(source) if source else None, echo=echo)
+        obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
+        return
     frame = training_data(obj.settings, source)
     validate_step(obj.settings, frame, run_dir, str(source or obj.settings.data_path or "builtin"))
     result = train_step(obj.settings, frame, run_dir)

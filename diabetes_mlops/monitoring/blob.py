@@ -10,6 +10,7 @@ writer's start time, so blob names sort in writing order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -121,10 +122,8 @@ class BlobLogStore:
         with self._lock:
             try:
                 if not self._container_ready:
-                    try:
+                    with contextlib.suppress(ResourceExistsError):  # another writer made it first
                         self.container.create_container()
-                    except ResourceExistsError:
-                        pass
                     self._container_ready = True
                 for path in self.pending():
                     blob = path.name.partition("@")[2].replace("~", "/")

@@ -8,6 +8,8 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
     from diabetes_mlops.monitoring.store import LogSink
@@ -75,13 +77,19 @@ class ScoringLogger:
                 return
 
     def _write(self, records: list[dict[str, object]]) -> None:
+        self._write_safely(lambda: self.sink.write(records))
+
+    def _write_safely(self, action: Callable[[], object]) -> None:
         try:
-            self.sink.write(records)
+            action()
         except Exception:
             # A sink that fails must not take the service down; sinks that can lose records spool themselves.
-            log.exception("could not write %d scoring records", len(records))
+            log.exception("the scoring log sink failed")
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far, then stop the writer thread."""
+        """Write everything queued so far, then stop the writer thread and flush what the sink spooled."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            self._write_safely(flush)

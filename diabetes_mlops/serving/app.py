@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from diabetes_mlops.monitoring.records import utc_now
+from diabetes_mlops.monitoring.telemetry import flush_telemetry, scoring_span
 from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.openapi import openapi_spec
 from diabetes_mlops.serving.parsing import InputError, parse_body
@@ -58,8 +59,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(served: ServedModel, config: ServiceConfig, logger: ScoringLogger | None = None) -> Starlette:
-    """The scoring app for one loaded model; ``logger`` (when given) gets every scored request."""
+def create_app(
+    served: ServedModel, config: ServiceConfig, logger: ScoringLogger | None = None, telemetry: bool = False
+) -> Starlette:
+    """The scoring app for one loaded model; ``logger`` (when given) gets every scored request.
+
+    With ``telemetry`` (Application Insights configured), each prediction runs in an OpenTelemetry span.
+    """
     metrics = ServiceMetrics()
     identity = {"name": served.name, "version": served.version}
     model_key = (served.name, served.version)
@@ -86,7 +92,11 @@ def create_app(served: ServedModel, config: ServiceConfig, logger: ScoringLogger
             matrix = parse_body(await read_body(request, config.max_body_bytes), config.max_rows)
         except InputError as exc:
             return metrics.count(error(exc.status, exc.message, echo))
-        predictions = predict(matrix)
+        if telemetry:
+            with scoring_span(served.name, served.version, len(matrix)):
+                predictions = predict(matrix)
+        else:
+            predictions = predict(matrix)
         body = orjson.dumps({"result": predictions, "model": identity}, option=orjson.OPT_SERIALIZE_NUMPY)
         latency = time.perf_counter() - started
         if logger is not None:
@@ -118,6 +128,7 @@ def create_app(served: ServedModel, config: ServiceConfig, logger: ScoringLogger
         yield
         if logger is not None:
             logger.close()
+        flush_telemetry()
 
     return Starlette(
         routes=[

@@ -50,6 +50,8 @@ class FakeAzureML:
         t.on("PUT", rf"{ws}/schedules/(?P<n>[^/]+)", self._put_schedule)
         t.on("GET", r"/operations/schedule-create", lambda c: (200, {"status": "Succeeded"}))
         t.on("GET", rf"{ws}/schedules/(?P<n>[^/]+)", self._get_schedule)
+        t.on("DELETE", rf"{ws}/schedules/(?P<n>[^/]+)", self._delete_schedule)
+        t.on("GET", r"/operations/schedule-delete", lambda c: (200, {"status": "Succeeded"}))
 
     @staticmethod
     def _part(call: Call, index: int) -> str:
@@ -187,6 +189,10 @@ class FakeAzureML:
         body.update({"id": f"{WS_PATH}/schedules/{name}", "name": name, "systemData": SYSTEM_DATA})
         self.schedules[name] = body
         return 201, body, {"Azure-AsyncOperation": "https://management.azure.com/operations/schedule-create"}
+
+    def _delete_schedule(self, call: Call) -> tuple[int, Any, dict[str, str]]:
+        self.schedules.pop(self._part(call, -1), None)
+        return 202, b"", {"Azure-AsyncOperation": "https://management.azure.com/operations/schedule-delete"}
 
     def _get_schedule(self, call: Call) -> tuple[int, Any]:
         name = self._part(call, -1)

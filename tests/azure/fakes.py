@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 from azure.core.credentials import AccessToken
-from azure.core.pipeline.transport import HttpTransport, RequestsTransportResponse
 from azure.core.pipeline._tools import is_rest as _is_rest
+from azure.core.pipeline.transport import HttpTransport, RequestsTransportResponse
 from azure.core.rest._requests_basic import RestRequestsTransportResponse
 
 

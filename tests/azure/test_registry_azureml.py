@@ -35,8 +35,8 @@ def _metadata(n: int) -> dict[str, object]:
 
 
 @pytest.fixture
-def registry(ml_client, container) -> AzureMLRegistry:
-    return AzureMLRegistry(ml_client, DatastoreFiles(container))
+def registry(ml_client, container, tmp_path) -> AzureMLRegistry:
+    return AzureMLRegistry(ml_client, DatastoreFiles(container), tmp_path / "cache")
 
 
 def test_register_sends_lineage_tags_and_a_datastore_path(registry, workspace, container) -> None:
@@ -146,3 +146,19 @@ def test_datastore_files_from_the_workspace_default_datastore(ml_client, credent
     assert DatastoreFiles.prefix_of("azureml://subscriptions/s/datastores/d/paths/x/y/") == "x/y"
     (get,) = [c for c in workspace.transport.calls if "/datastores" in c.path]
     assert get.method == "GET"
+
+
+def test_version_dir_is_a_verified_local_copy_for_the_bundle(registry, container) -> None:
+    entry = registry.register("diabetes", _model(1.0), _metadata(1))
+    registry.set_alias("diabetes", "production", 1)
+    folder = registry.version_dir("diabetes", "production")
+    assert folder.name == "1"
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.skops"]
+    assert json.loads((folder / "metadata.json").read_text())["sha256"] == entry.sha256
+    # A local copy changed on disk is fetched again rather than trusted.
+    (folder / "model.skops").write_bytes(b"changed")
+    again = registry.version_dir("diabetes", 1)
+    assert again == folder
+    from diabetes_mlops.artifacts import sha256_file
+
+    assert sha256_file(again / "model.skops") == entry.sha256

@@ -11,7 +11,13 @@ from fake_azureml import RG, SUB, WS, WS_PATH, FakeAzureML
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.compute import ensure_compute
 from diabetes_mlops.azure.jobs import JobFailed, upload_source, wait_for_job
-from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule, submit_pipeline
+from diabetes_mlops.azure.pipeline import (
+    create_schedule,
+    delete_schedule,
+    retrain_pipeline,
+    retrain_schedule,
+    submit_pipeline,
+)
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import load_settings
 
@@ -75,7 +81,9 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
         'pip install --quiet "${{inputs.source}}" && diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
     )
     assert job["inputs"]["source"]["mode"] == "Download"
-    assert job["inputs"]["source"]["uri"].startswith("azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/")
+    assert job["inputs"]["source"]["uri"].startswith(
+        "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/"
+    )
     assert job["outputs"]["run_dir"]["uri"] == (
         f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{run_dir.name}/"
     )
@@ -95,16 +103,34 @@ def test_a_failed_job_is_an_error_naming_the_job(credential, settings, tmp_path:
 
     failing = FakeAzureML(job_statuses=["Running", "Failed"])
     client = MLClient(credential, SUB, RG, WS, transport=failing.transport, enable_telemetry=False)
-    failing.jobs["j1"] = {"id": f"{WS_PATH}/jobs/j1", "name": "j1", "properties": {"jobType": "Command",
-        "command": "true", "environmentId": "azureml:env:1", "status": "Running", "services": {}}}  # fmt: skip
+    failing.jobs["j1"] = {
+        "id": f"{WS_PATH}/jobs/j1",
+        "name": "j1",
+        "properties": {
+            "jobType": "Command",
+            "command": "true",
+            "environmentId": "azureml:env:1",
+            "status": "Running",
+            "services": {},
+        },
+    }
     failing._status_iters["j1"] = iter(["Running", "Failed"])
     with pytest.raises(JobFailed, match="j1 ended Failed"):
         wait_for_job(client, "j1", timeout=30, poll_seconds=0)
 
 
 def test_a_job_that_does_not_finish_in_time_is_cancelled(ml_client, workspace) -> None:
-    workspace.jobs["slow"] = {"id": f"{WS_PATH}/jobs/slow", "name": "slow", "properties": {"jobType": "Command",
-        "command": "true", "environmentId": "azureml:env:1", "status": "Running", "services": {}}}  # fmt: skip
+    workspace.jobs["slow"] = {
+        "id": f"{WS_PATH}/jobs/slow",
+        "name": "slow",
+        "properties": {
+            "jobType": "Command",
+            "command": "true",
+            "environmentId": "azureml:env:1",
+            "status": "Running",
+            "services": {},
+        },
+    }
     workspace._status_iters["slow"] = iter(["Running"] * 10)
     with pytest.raises(JobFailed, match="cancelled"):
         wait_for_job(ml_client, "slow", timeout=0, poll_seconds=0)
@@ -142,6 +168,10 @@ def test_retraining_pipeline_and_its_schedule(ml_client, workspace, settings) ->
     assert action["jobDefinition"]["jobType"] == "Pipeline"
     assert workspace.transport.unmatched == []
 
+    assert delete_schedule(ml_client, "diabetes-retrain") is True
+    assert "diabetes-retrain" not in workspace.schedules
+    assert delete_schedule(ml_client, "diabetes-retrain") is False
+
 
 def test_upload_source_is_content_addressed(container, tmp_path: Path) -> None:
     root = tmp_path / "src"
@@ -153,3 +183,32 @@ def test_upload_source_is_content_addressed(container, tmp_path: Path) -> None:
     assert upload_source(files, root) == first
     (root / "diabetes_mlops" / "__init__.py").write_text("x = 1\n")
     assert upload_source(files, root) != first
+
+
+def test_a_local_training_file_is_uploaded_and_passed_to_the_job(
+    ml_client, workspace, settings, container, tmp_path: Path
+) -> None:
+    data = tmp_path / "batch.csv"
+    data.write_text("age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,target\n")
+    run_dir = tmp_path / "runs" / "r2"
+    container.upload_blob("diabetes-mlops/runs/r2/train.json", b"{}")
+    train_on_azure(settings, ml_client, DatastoreFiles(container), run_dir, data=str(data), poll_seconds=0)
+
+    assert container.download_blob("diabetes-mlops/runs/r2-input/batch.csv").readall() == data.read_bytes()
+    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/diabetes-train-r2")
+    job = put.body["properties"]
+    assert job["command"].endswith('--data "${{inputs.data}}"')
+    assert job["inputs"]["data"] == {
+        "uri": "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/r2-input/batch.csv",
+        "mode": "Download",
+        "jobInputType": "uri_file",
+    }
+
+
+def test_the_pipeline_trains_on_the_configured_data_asset(ml_client, workspace, settings) -> None:
+    with_data = load_settings(**{**settings.__dict__, "azure_training_data": "azureml:diabetes-batches:3"})
+    submit_pipeline(ml_client, retrain_pipeline(with_data, SOURCE))
+    (put,) = [c for c in workspace.transport.find("PUT", rf"{WS_PATH}/jobs/.+")]
+    trained = put.body["properties"]["jobs"]["trained"]
+    assert trained["inputs"]["data"]["uri"].endswith("diabetes-batches/versions/3")
+    assert any('--data "${{inputs.data}}"' in c["properties"]["componentSpec"]["command"] for c in workspace.components)

@@ -1,0 +1,111 @@
+"""Verbs that exist only on Azure: compute, remote training, the retraining pipeline and its schedule, images.
+
+``train``/``deploy`` with ``--target azure`` reach the same functions; these are for the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from diabetes_mlops.cli.base import Context, main, pass_context, reported
+
+
+@main.group()
+def azure() -> None:
+    """Azure ML, ACR, ACI and AKS (needs the azure extra and the azure_* settings)."""
+
+
+@azure.command()
+@pass_context
+@reported
+def compute(obj: Context) -> None:
+    """Create the training cluster if it is missing (0 nodes when idle)."""
+    from diabetes_mlops.azure.targets import ensure_compute
+
+    cluster = ensure_compute(obj.settings)
+    data = {"name": cluster.name, "size": cluster.size, "min_instances": 0, "max_instances": cluster.max_instances}
+    obj.emit(data, f"compute cluster {cluster.name}: {cluster.size}, 0..{cluster.max_instances} nodes")
+
+
+@azure.command()
+@click.option("--data", help="Training data: a local file, a datastore URI or azureml:<asset>@latest.")
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), envvar="DIABETES_MLOPS_RUN_DIR")
+@pass_context
+@reported
+def train(obj: Context, data: str | None, run_dir: Path | None) -> None:
+    """Run `train` as an Azure ML command job and download its run directory."""
+    from diabetes_mlops.azure.targets import train as train_remote
+    from diabetes_mlops.pipelines import new_run_dir
+
+    run_dir = run_dir or new_run_dir(obj.settings)
+    result = train_remote(obj.settings, run_dir, data, echo=None if obj.as_json else click.echo)
+    obj.emit(result.to_dict(), f"job {result.job_name} completed\nrun: {result.run_dir}")
+
+
+@azure.command()
+@click.option("--no-wait", is_flag=True, help="Return once submitted.")
+@pass_context
+@reported
+def pipeline(obj: Context, no_wait: bool) -> None:
+    """Run the retraining pipeline (train -> evaluate -> register) on Azure ML now."""
+    from diabetes_mlops.azure.targets import run_retrain_pipeline
+
+    out = run_retrain_pipeline(obj.settings, wait=not no_wait, echo=None if obj.as_json else click.echo)
+    obj.emit(out, f"pipeline {out['job_name']}: {out['status']}")
+
+
+@azure.command()
+@click.option("--delete", is_flag=True, help="Remove the schedule instead.")
+@pass_context
+@reported
+def schedule(obj: Context, delete: bool) -> None:
+    """Create or replace the retraining schedule (cron: azure_schedule_cron), or delete it."""
+    from diabetes_mlops.azure.targets import schedule_retraining, unschedule_retraining
+
+    if delete:
+        removed = unschedule_retraining(obj.settings)
+        name = obj.settings.azure_schedule_name
+        obj.emit({"name": name, "deleted": removed}, f"schedule {name}: {'deleted' if removed else 'did not exist'}")
+        return
+    out = schedule_retraining(obj.settings)
+    obj.emit(out, f"schedule {out['name']}: {out['cron']} ({out['time_zone']})")
+
+
+@azure.command()
+@click.option("--model", "model_ref", default="champion", show_default=True, help="NAME:VERSION, VERSION or ALIAS.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Bundle folder [home/bundle].")
+@pass_context
+@reported
+def image(obj: Context, model_ref: str, out_dir: Path | None) -> None:
+    """Build the scoring image of a model version and push it to ACR as <name>:<version>."""
+    from diabetes_mlops.azure.targets import publish
+    from diabetes_mlops.registry import parse_model_ref
+
+    name, ref = parse_model_ref(model_ref, obj.settings.model_name)
+    result = publish(obj.settings, obj.registry(), name, ref, out_dir or obj.settings.home / "bundle")
+    obj.emit(result.to_dict(), f"pushed {result.image} ({result.method})")
+
+
+@azure.command("undeploy-qa")
+@pass_context
+@reported
+def undeploy_qa(obj: Context) -> None:
+    """Delete the QA container group."""
+    from diabetes_mlops.azure.targets import undeploy_qa as delete
+
+    deleted = delete(obj.settings)
+    name = obj.settings.azure_aci_name
+    obj.emit({"name": name, "deleted": deleted}, f"ACI {name}: {'deleted' if deleted else 'did not exist'}")
+
+
+@azure.command("rollback-production")
+@pass_context
+@reported
+def rollback_production(obj: Context) -> None:
+    """Apply again the image production ran before (AKS)."""
+    from diabetes_mlops.azure.targets import rollback_production as rollback
+
+    out = rollback(obj.settings)
+    obj.emit(out, f"production back on {out['image']} at {out['url']}")

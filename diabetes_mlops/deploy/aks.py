@@ -1,0 +1,249 @@
+"""Production on AKS: the cluster's user kubeconfig, then Deployment, Service and autoscaler by server-side apply.
+
+Every object is applied whole with ``application/apply-patch+yaml`` (``kubectl apply --server-side``): one
+request creates or updates it, so a deployment can be re-run after any failure. The Deployment keeps the
+image it replaces in the annotation ``diabetes-mlops/previous-image``; rollback applies that image again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from diabetes_mlops.azure.clients import require
+from diabetes_mlops.deploy.aci import PORT, DeployFailed
+
+if TYPE_CHECKING:
+    from azure.mgmt.containerservice import ContainerServiceClient
+    from kubernetes.client import ApiClient
+
+    from diabetes_mlops.config import Settings
+
+APP = "diabetes-scoring"
+KEY_SECRET = "diabetes-scoring-key"
+FIELD_MANAGER = "diabetes-mlops"
+APPLY = "application/apply-patch+yaml"
+IMAGE_ANNOTATION = "diabetes-mlops/image"
+PREVIOUS_ANNOTATION = "diabetes-mlops/previous-image"
+SERVICE_PORT = 80
+SmokeTest = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class AksDeployment:
+    """A rolled-out deployment: its image, the one it replaced, its public URL and the smoke test's word."""
+
+    namespace: str
+    image: str
+    previous_image: str | None
+    url: str
+    smoke_ok: bool | None = None
+    smoke_reason: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def kube_client(settings: Settings, client: ContainerServiceClient) -> ApiClient:
+    """A Kubernetes client from the cluster's user kubeconfig (the caller's Azure role decides what it may do)."""
+    import yaml
+    from kubernetes import config
+
+    group = settings.azure_aks_resource_group or require(settings, "azure_resource_group")
+    result = client.managed_clusters.list_cluster_user_credentials(group, require(settings, "azure_aks_cluster"))
+    if not result.kubeconfigs:
+        raise DeployFailed(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
+    return config.new_client_from_config_dict(yaml.safe_load(bytes(result.kubeconfigs[0].value)))
+
+
+def deployment_manifest(settings: Settings, image: str, previous: str | None) -> dict[str, Any]:
+    """Replicas, resources, probes, and a rolling update that never drops below the wanted replica count."""
+    probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
+    annotations = {IMAGE_ANNOTATION: image, **({PREVIOUS_ANNOTATION: previous} if previous else {})}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": APP, "labels": {"app": APP}, "annotations": annotations},
+        "spec": {
+            "replicas": settings.azure_aks_replicas,
+            "selector": {"matchLabels": {"app": APP}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {"app": APP}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "scoring",
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": PORT}],
+                            "env": [
+                                {"name": "PORT", "value": str(PORT)},
+                                {
+                                    "name": "DIABETES_MLOPS_SCORING_KEY",
+                                    "valueFrom": {"secretKeyRef": {"name": KEY_SECRET, "key": "key"}},
+                                },
+                            ],
+                            "resources": {
+                                "requests": {"cpu": settings.azure_aks_cpu, "memory": settings.azure_aks_memory},
+                                "limits": {"memory": settings.azure_aks_memory},
+                            },
+                            "readinessProbe": probe,
+                            "livenessProbe": {**probe, "httpGet": {"path": "/health", "port": "http"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def service_manifest() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": APP, "labels": {"app": APP}},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": APP},
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def autoscaler_manifest(settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": APP},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+            "minReplicas": settings.azure_aks_replicas,
+            "maxReplicas": settings.azure_aks_max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": settings.azure_aks_target_cpu_percent},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _apply_options() -> dict[str, Any]:
+    return {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
+
+
+def current_image(api: ApiClient, namespace: str) -> tuple[str | None, str | None]:
+    """The image the Deployment runs now and the one it replaced; (None, None) when there is none."""
+    from kubernetes.client import AppsV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = AppsV1Api(api).read_namespaced_deployment(APP, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None, None
+        raise
+    annotations = found.metadata.annotations or {}
+    return annotations.get(IMAGE_ANNOTATION), annotations.get(PREVIOUS_ANNOTATION)
+
+
+def apply(settings: Settings, api: ApiClient, image: str, previous: str | None) -> None:
+    """Namespace, key Secret, Deployment, Service and autoscaler, each by server-side apply."""
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
+
+    ns = settings.azure_aks_namespace
+    core = CoreV1Api(api)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    core.patch_namespace(ns, namespace, **_apply_options())
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": KEY_SECRET},
+        "type": "Opaque",
+        "stringData": {"key": require(settings, "scoring_key")},
+    }
+    core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
+    AppsV1Api(api).patch_namespaced_deployment(
+        APP, ns, deployment_manifest(settings, image, previous), **_apply_options()
+    )
+    core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
+    AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
+        APP, ns, autoscaler_manifest(settings), **_apply_options()
+    )
+
+
+def wait_for_rollout(api: ApiClient, namespace: str, timeout: float, poll_seconds: float = 5.0) -> None:
+    """Wait as ``kubectl rollout status`` does: the new generation observed, every replica updated and available."""
+    from kubernetes.client import AppsV1Api
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = AppsV1Api(api).read_namespaced_deployment(APP, namespace)
+        status, wanted = found.status, found.spec.replicas or 0
+        if (
+            status is not None
+            and (status.observed_generation or 0) >= (found.metadata.generation or 0)
+            and (status.updated_replicas or 0) == wanted
+            and (status.available_replicas or 0) == wanted
+            and (status.replicas or 0) == wanted  # old pods gone
+        ):
+            return
+        if time.monotonic() >= deadline:
+            raise DeployFailed(f"deployment {namespace}/{APP} did not finish rolling out in {timeout:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def external_url(api: ApiClient, namespace: str, timeout: float, poll_seconds: float = 5.0) -> str:
+    """The load balancer's address, once Azure has given it one."""
+    from kubernetes.client import CoreV1Api
+
+    deadline = time.monotonic() + timeout
+    while True:
+        service = CoreV1Api(api).read_namespaced_service(APP, namespace)
+        ingress = (
+            service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
+        ) or []
+        if ingress and (ingress[0].ip or ingress[0].hostname):
+            return f"http://{ingress[0].ip or ingress[0].hostname}:{SERVICE_PORT}"
+        if time.monotonic() >= deadline:
+            raise DeployFailed(f"service {namespace}/{APP} got no external address in {timeout:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def deploy_aks(
+    settings: Settings,
+    api: ApiClient,
+    image: str,
+    smoke: SmokeTest | None = None,
+    expect_version: int | None = None,
+    poll_seconds: float = 5.0,
+) -> AksDeployment:
+    """Apply the image, wait for the rollout and the address, then smoke test the public URL."""
+    ns, timeout = settings.azure_aks_namespace, settings.azure_deploy_timeout
+    running, before = current_image(api, ns)
+    previous = running if running and running != image else before  # a re-run keeps the real predecessor
+    apply(settings, api, image, previous)
+    wait_for_rollout(api, ns, timeout, poll_seconds)
+    url = external_url(api, ns, timeout, poll_seconds)
+    if smoke is None:
+        from diabetes_mlops.deploy.smoke import smoke_test as smoke
+    result = smoke(url, key=settings.scoring_key, expect_version=expect_version, timeout=min(timeout, 300.0))
+    if not result.ok:
+        raise DeployFailed(f"AKS deployment {ns}/{APP} at {url} failed its smoke test: {result.reason}")
+    return AksDeployment(ns, image, previous, url, result.ok, result.reason)
+
+
+def rollback_aks(
+    settings: Settings, api: ApiClient, smoke: SmokeTest | None = None, poll_seconds: float = 5.0
+) -> AksDeployment:
+    """Apply again the image the current one replaced."""
+    _, previous = current_image(api, settings.azure_aks_namespace)
+    if previous is None:
+        raise DeployFailed(f"deployment {settings.azure_aks_namespace}/{APP} has no previous image to roll back to")
+    return deploy_aks(settings, api, previous, smoke=smoke, poll_seconds=poll_seconds)

@@ -1,0 +1,169 @@
+"""The scoring image in Azure Container Registry, tagged ``<model-name>:<version>``.
+
+With a working ``docker`` on the agent the bundle is built and pushed locally (logged in with an ACR token
+exchanged for the agent's Azure identity); otherwise ACR builds it itself: the build context is uploaded
+as a tarball to the upload URL ACR hands out, and a build run is scheduled and waited for.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from diabetes_mlops.azure.clients import require
+from diabetes_mlops.errors import MlopsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    from diabetes_mlops.config import Settings
+
+BUILD_API_VERSION = "2019-06-01-preview"  # the ACR API that still carries source upload and build runs
+ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # the user name ACR expects with an exchanged token
+ARM_SCOPE = "https://management.azure.com/.default"
+RUN_DONE = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
+
+
+class ImageBuildFailed(MlopsError):
+    """The image could not be built or pushed."""
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Where the image is, and how it got there (``docker`` or ``acr-build`` with the ACR run id)."""
+
+    image: str
+    method: str
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def login_server(settings: Settings) -> str:
+    return f"{require(settings, 'azure_acr_name')}.azurecr.io"
+
+
+def image_tag(name: str, version: int) -> str:
+    """The repository and tag inside the registry: ``<model-name>:<version>``."""
+    return f"{name}:{version}"
+
+
+def docker_works() -> bool:
+    """True when a ``docker`` client is installed and reaches an engine."""
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False).returncode == 0
+
+
+def docker_commands(image: str, context: Path) -> list[list[str]]:
+    """The commands that build the bundle for the service's platform and push it."""
+    return [
+        ["docker", "build", "--platform", "linux/amd64", "--tag", image, str(context)],
+        ["docker", "push", image],
+    ]
+
+
+def acr_refresh_token(server: str, credential: TokenCredential, base_url: str | None = None) -> str:
+    """Exchange the identity's Azure token for an ACR refresh token (what ``az acr login`` does)."""
+    aad = credential.get_token(ARM_SCOPE).token
+    form = urllib.parse.urlencode({"grant_type": "access_token", "service": server, "access_token": aad})
+    request = urllib.request.Request(f"{base_url or 'https://' + server}/oauth2/exchange", data=form.encode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["refresh_token"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ImageBuildFailed(f"could not get a token for {server}: {type(exc).__name__}") from None
+
+
+def push_with_docker(
+    settings: Settings, context: Path, name: str, version: int, credential: TokenCredential
+) -> ImageResult:
+    server = login_server(settings)
+    image = f"{server}/{image_tag(name, version)}"
+    token = acr_refresh_token(server, credential)
+    login = ["docker", "login", server, "--username", ACR_TOKEN_USER, "--password-stdin"]
+    for args, stdin in [(login, token), *((c, None) for c in docker_commands(image, context))]:
+        done = subprocess.run(args, input=stdin, text=True, capture_output=True, check=False)
+        if done.returncode != 0:  # the token went in on stdin, so stderr cannot contain it
+            raise ImageBuildFailed(f"{' '.join(args[:2])} failed: {done.stderr.strip()[-2000:]}")
+    return ImageResult(image, "docker")
+
+
+def context_tarball(context: Path) -> bytes:
+    """The build context as a gzipped tar, files at its root, as ACR's source upload expects."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(Path(context).rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(context).as_posix())
+    return buffer.getvalue()
+
+
+def build_with_acr(
+    settings: Settings,
+    client: ContainerRegistryManagementClient,
+    context: Path,
+    name: str,
+    version: int,
+    timeout: float = 1800.0,
+    poll_seconds: float = 10.0,
+    on_status: Callable[[str], None] | None = None,
+    **poller_kwargs: Any,
+) -> ImageResult:
+    """Upload the context, schedule an ACR build-and-push run, wait for it; ``client`` on BUILD_API_VERSION."""
+    from azure.mgmt.containerregistry.v2019_06_01_preview.models import DockerBuildRequest, PlatformProperties
+    from azure.storage.blob import BlobClient
+
+    group, registry = require(settings, "azure_resource_group"), require(settings, "azure_acr_name")
+    upload = client.registries.get_build_source_upload_url(group, registry)
+    # The upload URL carries a SAS token: it is used, never printed.
+    BlobClient.from_blob_url(upload.upload_url).upload_blob(context_tarball(context), overwrite=True)
+    request = DockerBuildRequest(
+        source_location=upload.relative_path,
+        docker_file_path="Dockerfile",
+        image_names=[image_tag(name, version)],
+        is_push_enabled=True,
+        platform=PlatformProperties(os="Linux", architecture="amd64"),
+        timeout=int(timeout),
+    )
+    run = client.registries.begin_schedule_run(group, registry, request, **poller_kwargs).result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    status, last = str(run.status), None
+    while status not in RUN_DONE:
+        if status != last and on_status is not None:
+            on_status(status)
+        last = status
+        if time.monotonic() >= deadline:
+            raise ImageBuildFailed(f"ACR run {run.run_id} still {status} after {timeout:.0f} s")
+        time.sleep(poll_seconds)
+        status = str(client.runs.get(group, registry, run.run_id).status)
+    if on_status is not None:
+        on_status(status)
+    if status != "Succeeded":
+        raise ImageBuildFailed(f"ACR run {run.run_id} ended {status}; see its log in the registry's Runs")
+    return ImageResult(f"{login_server(settings)}/{image_tag(name, version)}", "acr-build", run.run_id)
+
+
+def publish_image(
+    settings: Settings, context: Path, name: str, version: int, credential: TokenCredential | None = None
+) -> ImageResult:
+    """Build and push the bundle in ``context``: with docker when it works here, else as an ACR build."""
+    from diabetes_mlops.azure.clients import container_registry_client, default_credential
+
+    credential = credential or default_credential()
+    if docker_works():
+        return push_with_docker(settings, context, name, version, credential)
+    client = container_registry_client(settings, credential, api_version=BUILD_API_VERSION)
+    return build_with_acr(settings, client, context, name, version)
