@@ -8,6 +8,12 @@ python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 if ! command -v groovy >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groovy >/dev/null
 fi
+# Azure ML's inference server pins its own OpenTelemetry and Flask: it gets a venv of its own.
+if [ ! -x .tools/azmlinfsrv/bin/azmlinfsrv ]; then
+    python3 -m venv .tools/azmlinfsrv
+    .tools/azmlinfsrv/bin/pip install -q --disable-pip-version-check \
+        azureml-inference-server-http==1.5.1 numpy scikit-learn skops orjson
+fi
 if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     npm install --silent --no-audit --no-fund --prefix .tools azurite@3.37.0 >/dev/null
 fi

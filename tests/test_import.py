@@ -9,7 +9,8 @@ import sys
 CHECK = """
 import json, sys
 import {module}
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("azure", "sklearn", "pandas", "pandera", "kubernetes"))))
+heavy = ("azure", "sklearn", "pandas", "pandera", "kubernetes")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
 
 

@@ -359,7 +359,7 @@ class WhenSection extends Section {
         WhenSection inner = new WhenSection(build: build, where: "${where} ${name}")
         inner.runWith(body)
         if (inner.flags) throw new HarnessError("beforeAgent/beforeInput/beforeOptions inside ${name} in ${where}")
-        return inner.conditions.isEmpty() ? null : null ?: inner.combined(name)
+        return inner.combined(name)
     }
 
     Condition combined(String name) {
@@ -924,7 +924,7 @@ class Build {
         plan.result = currentBuild.currentResult
         plan.description = currentBuild.description
         plan.commands = commands
-        List unused = statuses.keySet().findAll { !usedStatuses.contains(it) }
+        List unused = statuses.keySet().findAll { !usedStatuses.contains(it) } as List
         if (unused) throw new HarnessError("--status for ${unused}: no sh step has that id")
     }
 
@@ -936,8 +936,10 @@ class Build {
                          steps: [], runs: false, skipped: null, result: null]
             if (!parentRuns) {
                 entry.skipped = parentReason
+                entry.result = 'NOT_BUILT'
             } else if (currentBuild.currentResult != 'SUCCESS') {
                 entry.skipped = 'earlier failure'
+                entry.result = 'NOT_BUILT'
             } else {
                 runStage(stage, entry)
             }
@@ -1018,7 +1020,8 @@ class Build {
                             unsuccessful: result != 'SUCCESS', changed: result != 'SUCCESS',
                             fixed: false, regression: result != 'SUCCESS'][condition]
             String path = "${prefix}:${condition}"
-            Map entry = [name: condition, path: path, stage: [path], runs: runs, steps: []]
+            Map entry = [name: stageResult == null ? 'Declarative: Post Actions' : condition, path: path, stage: [path],
+                         condition: condition, runs: runs, steps: []]
             if (runs) {
                 currentStage = entry
                 try {
@@ -1141,6 +1144,7 @@ try {
     System.err.println("harness: a step failed outside any stage: ${error.message}")
     System.exit(2)
 } catch (Exception error) {
+    if (System.getenv('HARNESS_DEBUG')) error.printStackTrace()
     System.err.println("harness: ${error.class.name}: ${error.message}${build.where()}")
     System.exit(2)
 }

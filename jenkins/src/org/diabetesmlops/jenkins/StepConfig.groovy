@@ -1,0 +1,56 @@
+package org.diabetesmlops.jenkins
+
+/**
+ * The settings of a library step: its defaults merged with the caller's map. A key the step does not know is
+ * an error naming it (a typo must not be ignored), and so is a value outside a step's list of choices.
+ * Plain loops only, no closures: the class runs under Jenkins' CPS interpreter as it is.
+ */
+class StepConfig implements Serializable {
+
+    /** The step's defaults overridden by the caller's config; unknown keys are refused. */
+    static Map merge(String step, Map defaults, Map config) {
+        List unknown = []
+        for (Object key : config.keySet()) {
+            if (!defaults.containsKey(key)) {
+                unknown.add(key)
+            }
+        }
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException(
+                "${step}: unknown setting(s) ${unknown.sort()}; known: ${new ArrayList(defaults.keySet()).sort()}")
+        }
+        Map merged = [:]
+        merged.putAll(defaults)
+        merged.putAll(config)
+        return merged
+    }
+
+    /** ``value`` itself when it is one of ``allowed``, else an error naming the step and the key. */
+    static String oneOf(String step, String key, Object value, List allowed) {
+        String text = value == null ? null : value.toString()
+        if (!allowed.contains(text)) {
+            throw new IllegalArgumentException("${step}: ${key} must be one of ${allowed}, got '${value}'")
+        }
+        return text
+    }
+
+    /** The tasks to run for ``task``: the one named, or all of them in order for 'all'. */
+    static List tasks(String step, Object task, List order) {
+        List allowed = new ArrayList(order)
+        allowed.add('all')
+        String chosen = oneOf(step, 'task', task, allowed)
+        return chosen == 'all' ? new ArrayList(order) : [chosen]
+    }
+
+    /** ``NAME=value`` entries for ``withEnv``, leaving out the names whose value is null (the agent's stands). */
+    static List envEntries(Map values) {
+        List entries = []
+        for (Object name : values.keySet()) {
+            Object value = values.get(name)
+            if (value != null) {
+                entries.add("${name}=${value}".toString())
+            }
+        }
+        return entries
+    }
+}

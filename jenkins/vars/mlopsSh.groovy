@@ -1,0 +1,52 @@
+import org.diabetesmlops.jenkins.StepConfig
+
+/**
+ * Run diabetes-mlops command lines in the build's virtual environment (made by mlopsBuild task 'setup').
+ * With target 'azure' and credentials: true the lines run inside withCredentials(azureServicePrincipal(...)),
+ * and only then: the secret reaches the CLI through the environment, never through a Groovy string.
+ * Returns the exit code with returnStatus: true. Settings: mlopsSh.txt.
+ */
+def call(Map config = [:]) {
+    Map cfg = StepConfig.merge('mlopsSh', [
+        script: null,
+        label: null,
+        returnStatus: false,
+        target: 'local',
+        credentials: false,
+        azureCredentialsId: 'azure-service-principal',
+        venv: '.venv',
+        env: [:],
+    ], config)
+    if (!cfg.script) {
+        error('mlopsSh: script is required')
+    }
+    if (cfg.script instanceof GString) {
+        error('mlopsSh: the script must be a single-quoted string; pass values through env')
+    }
+    String target = StepConfig.oneOf('mlopsSh', 'target', cfg.target, ['local', 'azure'])
+    Map values = [MLOPS_VENV: cfg.venv, MLOPS_TARGET: target]
+    if (target == 'azure') {
+        values.DIABETES_MLOPS_REGISTRY_BACKEND = 'azureml'
+    }
+    values.putAll(cfg.env)
+    Map shArgs = [script: libraryResource('org/diabetesmlops/jenkins/prelude.sh') + cfg.script,
+                  returnStatus: cfg.returnStatus]
+    if (cfg.label) {
+        shArgs.label = cfg.label
+    }
+    def result = null
+    withEnv(StepConfig.envEntries(values)) {
+        if (target == 'azure' && cfg.credentials) {
+            withCredentials([azureServicePrincipal(credentialsId: cfg.azureCredentialsId,
+                                                   subscriptionIdVariable: 'AZURE_SUBSCRIPTION_ID',
+                                                   clientIdVariable: 'AZURE_CLIENT_ID',
+                                                   clientSecretVariable: 'AZURE_CLIENT_SECRET',
+                                                   tenantIdVariable: 'AZURE_TENANT_ID')]) {
+                result = sh(shArgs)
+            }
+        } else {
+            result = sh(shArgs)
+        }
+    }
+    return result
+}

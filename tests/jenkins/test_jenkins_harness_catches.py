@@ -1,0 +1,98 @@
+"""The harness fails loudly on a broken Jenkinsfile or library: misspelt steps, lost stages, leaked secrets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from jenkins_harness import JENKINSFILE, LIBRARY, STAGE_TREE, HarnessError, plan, stage_tree
+
+MAIN = {"TARGET": "local", "SKIP_APPROVAL": "true"}
+
+
+def mutated(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the Jenkinsfile with ``old`` (which must occur once) replaced by ``new``."""
+    text = JENKINSFILE.read_text()
+    assert text.count(old) == 1, old
+    copy = tmp_path / "Jenkinsfile"
+    copy.write_text(text.replace(old, new))
+    return copy
+
+
+def refused(jenkinsfile: Path, **kwargs: object) -> str:
+    """The harness's message for a Jenkinsfile it must refuse (exit code 2)."""
+    with pytest.raises(HarnessError) as caught:
+        plan(jenkinsfile, params=MAIN, **kwargs)
+    assert caught.value.returncode == 2
+    return caught.value.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("junit(testResults", "junti(testResults", "unknown step 'junti'"),
+        ("mlopsBuild(task: 'unitTests')", "mlopsBiuld(task: 'unitTests')", "unknown step 'mlopsBiuld'"),
+        ("timestamps()", "timestamp()", "unknown directive 'timestamp'"),
+        ("params.SKIP_APPROVAL", "params.SKIP_APROVAL", "params.SKIP_APROVAL"),
+        ("cleanup {", "cleanpu {", "unknown post condition 'cleanpu'"),
+        ("mlopsBuild(task: 'setup')", "mlopsBuild(task: 'setup', pytestArg: 'tests')", "pytestArg"),
+        ("mlopsBuild(task: 'setup')", "mlopsBuild(task: 'stup')", "task must be one of"),
+    ],
+)
+def test_a_misspelt_step_directive_or_setting_fails_the_harness(tmp_path: Path, old: str, new: str, named: str) -> None:
+    """A typo anywhere in the Jenkinsfile makes the harness exit 2 with a message naming it."""
+    assert named in refused(mutated(tmp_path, old, new))
+
+
+def test_a_misspelt_step_parameter_inside_the_library_fails_the_harness(tmp_path: Path) -> None:
+    """The library's vars/ are evaluated too: a typo in a step's parameter there is caught."""
+    library = tmp_path / "jenkins"
+    shutil.copytree(LIBRARY, library)
+    var = library / "vars" / "mlopsSh.groovy"
+    var.write_text(var.read_text().replace("returnStatus: cfg.returnStatus", "retrunStatus: cfg.returnStatus"))
+    message = refused(JENKINSFILE, library=library)
+    assert "sh has no parameter 'retrunStatus'" in message
+
+
+def test_a_removed_stage_is_caught_by_the_stage_order_check(tmp_path: Path) -> None:
+    """Without the Smoke test QA stage the plan still evaluates, but its stage tree no longer matches."""
+    text = JENKINSFILE.read_text()
+    block = re.search(r"\n *stage\('Smoke test QA'\) \{\n.*?\n *\}\n", text, re.S)
+    assert block is not None
+    copy = tmp_path / "Jenkinsfile"
+    copy.write_text(text.replace(block.group(0), "\n"))
+    tree = stage_tree(plan(copy, params=MAIN))
+    assert tree != STAGE_TREE
+    assert "Smoke test QA" not in dict(tree)["Release"]
+
+
+def test_swapped_stages_are_caught_by_the_stage_order_check(tmp_path: Path) -> None:
+    """Deploy production before Deploy QA changes the order the check compares."""
+    copy = mutated(tmp_path, "stage('Deploy QA')", "stage('Deploy production_')")
+    text = copy.read_text().replace("stage('Deploy production')", "stage('Deploy QA')")
+    copy.write_text(text.replace("stage('Deploy production_')", "stage('Deploy production')"))
+    assert stage_tree(plan(copy, params=MAIN)) != STAGE_TREE
+
+
+def test_a_secret_interpolated_into_a_groovy_string_fails_the_harness(tmp_path: Path) -> None:
+    """sh "...${env.AZURE_CLIENT_SECRET}" inside withCredentials is refused: secrets go through the environment."""
+    leak = (
+        "steps { withCredentials([azureServicePrincipal(credentialsId: 'azure-service-principal')]) "
+        '{ sh "az login --password ${env.AZURE_CLIENT_SECRET}" } }'
+    )
+    copy = mutated(tmp_path, "steps { mlopsRetrain(task: 'train', target: params.TARGET) }", leak)
+    assert "credential is interpolated" in refused(copy)
+
+
+def test_a_step_outside_the_declarative_sections_is_refused(tmp_path: Path) -> None:
+    """sh directly in a stage (not in steps) is not declarative syntax: unknown directive."""
+    copy = mutated(tmp_path, "steps { mlopsBuild(task: 'codeQuality') }", "sh 'ruff check .'")
+    assert "unknown directive 'sh'" in refused(copy)
+
+
+def test_a_stage_without_steps_or_stages_is_refused(tmp_path: Path) -> None:
+    """A stage must have exactly one of steps or stages."""
+    copy = mutated(tmp_path, "steps { mlopsBuild(task: 'codeQuality') }", "")
+    assert "exactly one of steps or stages" in refused(copy)

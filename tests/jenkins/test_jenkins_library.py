@@ -1,0 +1,139 @@
+"""The shared library in jenkins/: the whole-pipeline step, settings maps, help files and shell resources."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from jenkins_harness import BUILD_STAGES, LIBRARY, STAGE_TREE, plan, running, stage, stage_tree
+
+MAIN = {"TARGET": "local", "SKIP_APPROVAL": "true"}
+
+
+def jenkinsfile(tmp_path: Path, body: str) -> Path:
+    """A one-call Jenkinsfile as a repository using the library would have."""
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(f"@Library('diabetes-mlops') _\n{body}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("branch", "params"),
+    [("main", MAIN), ("main", {"TARGET": "azure"}), ("feature/x", {"FORCE_RETRAIN": "true"})],
+)
+def test_the_library_pipeline_is_the_root_jenkinsfile(tmp_path: Path, branch: str, params: dict[str, str]) -> None:
+    """diabetesMlopsPipeline() with no settings plans exactly what the root Jenkinsfile plans."""
+    from_library = plan(jenkinsfile(tmp_path, "diabetesMlopsPipeline()"), branch=branch, params=params)
+    from_root = plan(branch=branch, params=params)
+    assert stage_tree(from_library) == STAGE_TREE
+    assert from_library == from_root
+
+
+def test_the_library_pipeline_takes_a_settings_map(tmp_path: Path) -> None:
+    """mainBranch, cron, approval and test selection settings reach the stages, triggers and commands."""
+    body = (
+        "diabetesMlopsPipeline(mainBranch: 'trunk', cron: 'H 4 * * 1-5', approvalTimeoutHours: 2, "
+        "submitter: 'release-managers', pytestArgs: 'tests/test_config.py', timeoutHours: 3)"
+    )
+    path = jenkinsfile(tmp_path, body)
+    trunk = plan(path, branch="trunk", params={"TARGET": "local"})
+    assert trunk["triggers"] == [{"name": "cron", "spec": "H 4 * * 1-5"}]
+    assert trunk["options"][0] == {"name": "timeout", "args": {"time": 3, "unit": "HOURS"}}
+    [approval] = stage(trunk, "Release/Approve production")["steps"]
+    assert approval["submitter"] == "release-managers"
+    assert approval["within"] == ["timeout(time: 2, unit: 'HOURS')"]
+    [unit] = [c for c in trunk["commands"] if c["id"] == "Build/Unit tests#1"]
+    assert unit["env"]["PYTEST_ARGS"] == "tests/test_config.py"
+    main = plan(path, branch="main", params=MAIN)
+    assert running(main) == ["Build"] + [f"Build/{name}" for name in BUILD_STAGES]
+
+
+def test_an_unknown_setting_of_the_library_pipeline_is_refused(tmp_path: Path) -> None:
+    """A misspelt key (mainbranch) is an error naming it, not a silent default."""
+    from jenkins_harness import HarnessError
+
+    with pytest.raises(HarnessError) as caught:
+        plan(jenkinsfile(tmp_path, "diabetesMlopsPipeline(mainbranch: 'trunk')"), params=MAIN)
+    assert "unknown setting(s) [mainbranch]" in caught.value.stderr
+
+
+def test_the_steps_run_all_their_tasks_in_order_when_called_once(tmp_path: Path) -> None:
+    """mlopsBuild(), mlopsRetrain() and mlopsRelease() without a task run every task in order."""
+    body = """
+pipeline {
+    agent any
+    stages {
+        stage('Everything') {
+            steps {
+                mlopsBuild()
+                mlopsRetrain()
+                mlopsRelease(approvalTimeoutHours: 1)
+            }
+        }
+    }
+}"""
+    steps = stage(plan(jenkinsfile(tmp_path, body)), "Everything")["steps"]
+    labels = [s.get("label") or s["step"] for s in steps if s["step"] in ("sh", "input")]
+    assert labels == [
+        "Setup: virtual environment",
+        "Code quality: ruff",
+        "Unit tests: pytest",
+        "Data tests: validate-data and schema properties",
+        "Train",
+        "Evaluate",
+        "Register",
+        "Package",
+        "Deploy qa",
+        "Smoke test qa",
+        "input",
+        "Deploy production",
+        "Smoke test production",
+    ]
+
+
+def test_mlops_sh_refuses_an_interpolated_script(tmp_path: Path) -> None:
+    """A GString script fails the build with a message: values go through env, not into the script."""
+    body = """
+pipeline {
+    agent any
+    stages {
+        stage('Leaky') { steps { mlopsSh(script: "echo ${env.BUILD_NUMBER}") } }
+    }
+}"""
+    result = plan(jenkinsfile(tmp_path, body))
+    assert result["result"] == "FAILURE"
+    assert "single-quoted" in stage(result, "Leaky")["error"]
+
+
+def _defaults(var: Path) -> list[str]:
+    """The keys of the defaults map a var merges with StepConfig.merge."""
+    block = re.search(r"StepConfig\.merge\('\w+', \[(.*?)\n    \], config\)", var.read_text(), re.S)
+    assert block is not None, var
+    return re.findall(r"^\s+(\w+):", block.group(1), re.M)
+
+
+@pytest.mark.parametrize("var", sorted(LIBRARY.glob("vars/*.groovy")), ids=lambda p: p.stem)
+def test_every_step_has_a_help_file_listing_each_key_with_default_and_example(var: Path) -> None:
+    """vars/<step>.txt names the step and every key of its defaults, each with '(default; example)'."""
+    help_text = var.with_suffix(".txt").read_text()
+    keys = _defaults(var)
+    assert len(keys) >= 5
+    assert help_text.startswith(f"{var.stem}(Map config = [:])")
+    for key in keys:
+        assert re.search(rf"^  {key}\s+\(.+;.+\)", help_text, re.M), f"{var.stem}.txt: {key}"
+
+
+def test_the_library_has_the_four_documented_steps() -> None:
+    """mlopsBuild, mlopsRetrain, mlopsRelease and diabetesMlopsPipeline exist, each with call(Map config = [:])."""
+    for name in ["mlopsBuild", "mlopsRetrain", "mlopsRelease", "diabetesMlopsPipeline", "mlopsSh"]:
+        assert "def call(Map config = [:])" in (LIBRARY / "vars" / f"{name}.groovy").read_text()
+
+
+@pytest.mark.parametrize("resource", sorted(LIBRARY.glob("resources/**/*.sh")), ids=lambda p: p.name)
+def test_shell_resources_parse(resource: Path) -> None:
+    """Each shell resource is valid for the shell that runs it (bash with a #! line, else sh)."""
+    shell = "bash" if resource.read_text().startswith("#!/usr/bin/env bash") else "sh"
+    result = subprocess.run([shell, "-n", str(resource)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

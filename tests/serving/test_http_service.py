@@ -1,0 +1,76 @@
+"""Keys, request ids, trace context, metrics and OpenAPI of the real service."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+
+from diabetes_mlops.monitoring.store import LocalLogStore
+from tests.serving.conftest import Server
+
+PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
+KEY = "k3y-for-tests-only"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_key_is_required_when_configured(start_server: Callable[..., Server]) -> None:
+    server = start_server({"DIABETES_MLOPS_SCORING_KEY": KEY})
+    missing = httpx.post(f"{server.url}/score", json=PAYLOAD)
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]
+    wrong = httpx.post(f"{server.url}/score", json=PAYLOAD, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    good = httpx.post(f"{server.url}/score", json=PAYLOAD, headers={"Authorization": f"Bearer {KEY}"})
+    assert good.status_code == 200 and len(good.json()["result"]) == 2
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert spec["paths"]["/score"]["post"]["security"] == [{"key": []}]
+    server.stop()
+    _, stderr = server.process.communicate()
+    logged = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
+    assert KEY not in stderr and KEY not in logged and logged
+
+
+def test_request_id_and_traceparent_are_echoed_and_logged(start_server: Callable[..., Server]) -> None:
+    server = start_server()
+    sent = httpx.post(
+        f"{server.url}/score", json=PAYLOAD, headers={"X-Ms-Request-Id": "req-42", "traceparent": TRACEPARENT}
+    )
+    made = httpx.post(f"{server.url}/score", json=PAYLOAD)
+    assert sent.headers["x-ms-request-id"] == "req-42" and sent.headers["traceparent"] == TRACEPARENT
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-ms-request-id"])
+    server.stop()
+    records = {r["request_id"]: r for r in LocalLogStore(server.settings.logs_dir).read()}
+    assert records["req-42"]["traceparent"] == TRACEPARENT
+    assert records["req-42"]["predictions"] == sent.json()["result"]
+    assert records["req-42"]["inputs"] == [[float(v) for v in row] for row in PAYLOAD["data"]]
+    assert records["req-42"]["model_version"] == 1 and records["req-42"]["latency_ms"] > 0
+    assert made.headers["x-ms-request-id"] in records
+
+
+def test_metrics_count_requests_rows_and_latency(server: Server) -> None:
+    def sample(text: str, name: str) -> float:
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    before = httpx.get(f"{server.url}/metrics").text
+    for _ in range(3):
+        httpx.post(f"{server.url}/score", json=PAYLOAD)
+    httpx.post(f"{server.url}/score", content=b"{", headers={"Content-Type": "application/json"})
+    after = httpx.get(f"{server.url}/metrics").text
+    ok, bad = 'scoring_requests_total{status="200"}', 'scoring_requests_total{status="400"}'
+    assert sample(after, ok) - sample(before, ok) == 3
+    assert sample(after, bad) - sample(before, bad) == 1
+    assert sample(after, "scoring_rows_total") - sample(before, "scoring_rows_total") == 6
+    assert sample(after, "scoring_latency_seconds_count") - sample(before, "scoring_latency_seconds_count") == 3
+
+
+def test_health_ready_and_openapi(server: Server) -> None:
+    assert httpx.get(f"{server.url}/health").json() == {"status": "alive"}
+    assert httpx.get(f"{server.url}/ready").json() == {"ready": True, "model": {"name": "diabetes", "version": 1}}
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/score" in spec["paths"]
+    assert "security" not in spec["paths"]["/score"]["post"]
+    json.dumps(spec)
