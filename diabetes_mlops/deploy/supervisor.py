@@ -78,9 +78,11 @@ class Supervisor:
                 new = self._start(desired)
                 if new is not None:
                     old, self.child = self.child, new
-                    self.state.update(active={**desired, "pid": new.pid}, error=None)
+                    # The old server stops before the switch is reported, so once a deploy returns only the
+                    # new version answers.
                     if old is not None:
                         _stop(old)
+                    self.state.update(active={**desired, "pid": new.pid}, error=None)
             time.sleep(POLL_SECONDS)
         if self.child is not None:
             _stop(self.child)
