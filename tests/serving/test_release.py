@@ -55,7 +55,7 @@ def test_failed_qa_smoke_test_leaves_production_untouched(settings: Settings) ->
     good = register_model(settings)
     release(settings, good)
     broken = register_broken_model(settings)
-    with pytest.raises(ReleaseFailed, match="QA smoke test failed.*non-finite"):
+    with pytest.raises(ReleaseFailed, match=r"QA smoke test failed.*non-finite"):
         release(settings, broken)
     assert running_version(settings, "qa") == broken
     assert running_version(settings, "production") == good
