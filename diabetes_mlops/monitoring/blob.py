@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from diabetes_mlops.monitoring.records import encode_record
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.storage.blob import ContainerClient
@@ -87,7 +89,7 @@ class BlobLogStore:
         """Spool the records (durably, in order), then send whatever the container will take now."""
         by_hour: dict[str, list[bytes]] = {}
         for record in records:
-            by_hour.setdefault(_hour_path(str(record["time"])), []).append(orjson.dumps(record) + b"\n")
+            by_hour.setdefault(_hour_path(str(record["time"])), []).append(encode_record(record))
         if not by_hour:
             return
         with self._lock:

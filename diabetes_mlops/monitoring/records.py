@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -29,3 +31,8 @@ class ScoringRecord:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ScoringRecord:
         return cls(**data)  # type: ignore[arg-type]
+
+
+def encode_record(record: dict[str, object]) -> bytes:
+    """One JSON line; numpy arrays in the record are written by orjson directly, without Python lists."""
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)

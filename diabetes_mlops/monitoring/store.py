@@ -10,6 +10,8 @@ from typing import Protocol
 
 import orjson
 
+from diabetes_mlops.monitoring.records import encode_record
+
 FILE_PREFIX = "scoring-"
 
 
@@ -33,7 +35,7 @@ class LocalLogStore:
     def write(self, records: Iterable[dict[str, object]]) -> None:
         by_day: dict[str, list[bytes]] = {}
         for record in records:
-            by_day.setdefault(str(record["time"])[:10], []).append(orjson.dumps(record) + b"\n")
+            by_day.setdefault(str(record["time"])[:10], []).append(encode_record(record))
         if not by_day:
             return
         self.root.mkdir(parents=True, exist_ok=True)

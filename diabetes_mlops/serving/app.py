@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from diabetes_mlops.monitoring.records import utc_now
 from diabetes_mlops.monitoring.telemetry import flush_telemetry, scoring_span
 from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.openapi import openapi_spec
@@ -100,7 +99,7 @@ def create_app(
         body = orjson.dumps({"result": predictions, "model": identity}, option=orjson.OPT_SERIALIZE_NUMPY)
         latency = time.perf_counter() - started
         if logger is not None:
-            logger.log(request_id, utc_now(), model_key, matrix, predictions, latency * 1000.0, traceparent)
+            logger.log(request_id, time.time(), model_key, matrix, predictions, latency * 1000.0, traceparent)
         metrics.scored(len(predictions), latency)
         return metrics.count(Response(body, media_type=JSON, headers=echo))
 

@@ -44,26 +44,46 @@ def _check_value(value: object, row: int, column: str) -> None:
         raise InputError(f"row {row}, column {column!r}: expected a finite number, got {value}")
 
 
-def _rows_matrix(rows: list[Any], order: list[int] | None = None) -> np.ndarray:
-    """Rows of numbers (in ``order`` of FEATURES when given) as an (n, 10) float64 matrix."""
-    width = N_FEATURES
-    for i, row in enumerate(rows):
-        if type(row) is not list:
-            raise InputError(f"row {i}: expected a list of {width} numbers, got {_describe(row)}")
-        if len(row) != width:
-            raise InputError(f"row {i}: expected {width} values, got {len(row)}")
-        for j, value in enumerate(row):
-            if type(value) not in _NUMBER:
-                name = FEATURES[order[j]] if order else FEATURES[j]
-                _check_value(value, i, name)
-    matrix = np.array(rows, dtype=np.float64)
+def _rows_matrix(rows: list[Any], order: list[int] | None = None, *, no_booleans: bool = False) -> np.ndarray:
+    """Rows of numbers (in ``order`` of FEATURES when given) as an (n, 10) float64 matrix.
+
+    ``no_booleans`` says the body holds no ``true``/``false`` token, so numpy's own type inference is
+    exact: any string, null or ragged row leaves it with a non-numeric dtype or shape. Only then, or
+    when booleans may hide among the numbers, does the slow path look at each value to name the problem.
+    """
+    try:
+        matrix = np.array(rows) if no_booleans else None
+    except ValueError:
+        matrix = None
+    if matrix is None or matrix.dtype.kind not in "if" or matrix.ndim != 2 or matrix.shape[1] != N_FEATURES:
+        _locate_shape_error(rows)
+        _locate_value_error(rows, order)
+        matrix = np.array(rows)
+    matrix = matrix.astype(np.float64, copy=False)
     if not np.isfinite(matrix).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
-        name = FEATURES[order[j]] if order else FEATURES[j]
-        raise InputError(f"row {i}, column {name!r}: expected a finite number, got {matrix[i, j]}")
+        raise InputError(f"row {i}, column {_name(j, order)!r}: expected a finite number, got {matrix[i, j]}")
     if order is not None:
         matrix = matrix[:, np.argsort(order)]
     return matrix
+
+
+def _name(position: int, order: list[int] | None) -> str:
+    return FEATURES[order[position]] if order else FEATURES[position]
+
+
+def _locate_shape_error(rows: list[Any]) -> None:
+    for i, row in enumerate(rows):
+        if type(row) is not list:
+            raise InputError(f"row {i}: expected a list of {N_FEATURES} numbers, got {_describe(row)}")
+        if len(row) != N_FEATURES:
+            raise InputError(f"row {i}: expected {N_FEATURES} values, got {len(row)}")
+
+
+def _locate_value_error(rows: list[Any], order: list[int] | None) -> None:
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            _check_value(value, i, _name(j, order))
 
 
 def _records_matrix(records: list[Any]) -> np.ndarray:
@@ -100,7 +120,7 @@ def _column_order(columns: object) -> list[int]:
     return [FEATURES.index(c) for c in columns]
 
 
-def parse_payload(payload: object, max_rows: int) -> np.ndarray:
+def parse_payload(payload: object, max_rows: int, no_booleans: bool = False) -> np.ndarray:
     """The (n, 10) float64 matrix of a decoded payload, columns in FEATURES order."""
     if type(payload) is not dict:
         raise InputError(f"body: expected a JSON object with 'data' or 'input_data', got {_describe(payload)}")
@@ -110,14 +130,14 @@ def parse_payload(payload: object, max_rows: int) -> np.ndarray:
             raise InputError("input_data: expected an object with 'columns' and 'data'")
         order = _column_order(block.get("columns", list(FEATURES)))
         rows = _rows_list(block["data"], "input_data.data", max_rows)
-        return _rows_matrix(rows, None if order == list(range(N_FEATURES)) else order)
+        return _rows_matrix(rows, None if order == list(range(N_FEATURES)) else order, no_booleans=no_booleans)
     if "data" not in payload:
         keys = ", ".join(repr(k) for k in list(payload)[:3]) or "none"
         raise InputError(f"body: expected a 'data' or 'input_data' key, got {keys}")
     rows = _rows_list(payload["data"], "data", max_rows)
     if type(rows[0]) is dict:
         return _records_matrix(rows)
-    return _rows_matrix(rows)
+    return _rows_matrix(rows, no_booleans=no_booleans)
 
 
 def _rows_list(rows: object, where: str, max_rows: int) -> list[Any]:
@@ -136,4 +156,4 @@ def parse_body(body: bytes, max_rows: int) -> np.ndarray:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"body: malformed JSON ({exc})") from None
-    return parse_payload(payload, max_rows)
+    return parse_payload(payload, max_rows, no_booleans=b"true" not in body and b"false" not in body)
