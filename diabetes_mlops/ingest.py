@@ -233,7 +233,7 @@ def join_labels(labels: pd.DataFrame, sink: LogSink) -> tuple[pd.DataFrame, pd.D
 def ingest_labels(settings: Settings, path: Path, sink: LogSink | None = None) -> IngestResult:
     """Join a labels file with the logged scoring inputs and ingest the labelled rows like a batch."""
     from diabetes_mlops.data import read_table
-    from diabetes_mlops.monitoring.store import LocalLogStore
+    from diabetes_mlops.monitoring.sinks import open_log_sink
     from diabetes_mlops.snapshots import file_sha256, ingested_batch, lock
 
     path = Path(path)
@@ -245,5 +245,5 @@ def ingest_labels(settings: Settings, path: Path, sink: LogSink | None = None) -
     with lock(settings):
         if ingested_batch(settings, sha256) is not None:
             return IngestResult(str(path), sha256, n_rows=len(labels), already_ingested=True)
-        joined, rejected = join_labels(labels, sink if sink is not None else LocalLogStore(settings.logs_dir))
+        joined, rejected = join_labels(labels, sink if sink is not None else open_log_sink(settings))
         return _ingest(settings, joined, source=str(path), sha256=sha256, rejected=rejected)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -28,6 +28,7 @@ from diabetes_mlops.monitoring.drift import (
     last_verdict,
     parse_since,
     psi,
+    read_logged_rows,
 )
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.pipelines import retrain
@@ -220,3 +221,10 @@ def test_cli_exit_codes_are_4_on_drift_and_0_otherwise(
     assert (tmp_path / "alarm" / "bp.png").is_file()
     bad = cli("drift", "--since", "soon")
     assert bad.returncode == 1 and "--since" in bad.stderr
+
+
+def test_malformed_logged_rows_are_an_error_not_a_report(settings: Settings) -> None:
+    record = {"request_id": "x", "time": "2026-01-01T00:00:00+00:00", "model_name": "diabetes", "model_version": 1}
+    LocalLogStore(settings.logs_dir).write([{**record, "inputs": [[1.0, 2.0, 3.0]], "predictions": [1.0]}])
+    with pytest.raises(MlopsError, match="do not have 10 values"):
+        read_logged_rows(LocalLogStore(settings.logs_dir), None)

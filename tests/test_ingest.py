@@ -72,7 +72,9 @@ def test_a_bad_row_is_quarantined_with_its_reason_and_the_rest_join(bad: Invalid
             assert len(training_data(settings)) == len(load_builtin()) + result.n_added
 
 
-def test_snapshot_is_the_dataset_plus_the_new_rows_and_matches_its_fingerprint(settings: Settings, tmp_path: Path) -> None:
+def test_snapshot_is_the_dataset_plus_the_new_rows_and_matches_its_fingerprint(
+    settings: Settings, tmp_path: Path
+) -> None:
     batch = new_rows(25)
     batch.to_parquet(tmp_path / "b.parquet")
     result = ingest_file(settings, tmp_path / "b.parquet")
@@ -194,3 +196,16 @@ def test_ingest_labels_with_no_logs_quarantines_every_label(settings: Settings, 
     result = ingest_labels(settings, tmp_path / "l.csv")
     assert (result.n_rows, result.n_added, result.n_quarantined) == (2, 0, 2)
     assert result.snapshot is None
+
+
+def test_the_first_snapshot_builds_on_the_configured_data_path(tmp_path: Path) -> None:
+    base = load_builtin().head(100)
+    base.to_csv(tmp_path / "base.csv", index=False)
+    settings = load_settings(home=tmp_path / "home", data_path=tmp_path / "base.csv")
+    assert len(training_data(settings)) == 100
+    new_rows(7, seed=8).to_csv(tmp_path / "b.csv", index=False)
+    result = ingest_file(settings, tmp_path / "b.csv")
+    assert result.snapshot is not None and result.snapshot.n_rows == 107
+    frame = training_data(settings)
+    assert fingerprint(frame) == result.snapshot.fingerprint
+    assert fingerprint(frame.head(100)) == fingerprint(load_builtin().head(100))

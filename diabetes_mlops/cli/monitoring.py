@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from diabetes_mlops.cli.base import Context, main, pass_context, reported
 
-if TYPE_CHECKING:
-    from diabetes_mlops.config import Settings
-    from diabetes_mlops.monitoring.store import LogSink
-
 EXIT_DRIFT = 4
-
-
-def log_sink(settings: Settings) -> LogSink:
-    """Where the scoring service logs: Blob Storage when an account is configured, else the local store."""
-    if settings.azure_storage_account_url or settings.azure_storage_connection_string:
-        from diabetes_mlops.monitoring.blob import BlobLogStore
-
-        return BlobLogStore.from_settings(settings)
-    from diabetes_mlops.monitoring.store import LocalLogStore
-
-    return LocalLogStore(settings.logs_dir)
 
 
 @main.command()
@@ -35,9 +19,10 @@ def log_sink(settings: Settings) -> LogSink:
 def drift(obj: Context, since: str, out_dir: Path | None) -> int:
     """Compare recent scoring logs with the champion's training data; exit 4 when something drifted."""
     from diabetes_mlops.monitoring.drift import STATUS_DRIFT, drift_report, parse_since
+    from diabetes_mlops.monitoring.sinks import open_log_sink
 
     start = parse_since(since)
-    report = drift_report(obj.settings, log_sink(obj.settings), obj.registry(), since=start, out_dir=out_dir)
+    report = drift_report(obj.settings, open_log_sink(obj.settings), obj.registry(), since=start, out_dir=out_dir)
     obj.emit(report.to_dict(), f"{report.summary()}\nreport: {Path(str(report.out_dir)) / 'drift.md'}")
     return EXIT_DRIFT if report.status == STATUS_DRIFT else 0
 
@@ -55,11 +40,12 @@ def drift(obj: Context, since: str, out_dir: Path | None) -> int:
 def ingest(obj: Context, path: Path | None, labels_path: Path | None) -> None:
     """Validate a batch of labelled rows; add the valid ones as a new dataset snapshot, quarantine the rest."""
     from diabetes_mlops.ingest import ingest_file, ingest_labels
+    from diabetes_mlops.monitoring.sinks import open_log_sink
 
     if (path is None) == (labels_path is None):
         raise click.UsageError("give either a batch FILE or --labels FILE")
     if labels_path is not None:
-        result = ingest_labels(obj.settings, labels_path, log_sink(obj.settings))
+        result = ingest_labels(obj.settings, labels_path, open_log_sink(obj.settings))
     else:
         result = ingest_file(obj.settings, path)  # type: ignore[arg-type]
     obj.emit(result.to_dict(), result.summary())

@@ -10,11 +10,15 @@ raising alarms. With fewer than ``drift_min_rows`` logged rows no test is run an
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +40,8 @@ PREDICTION = "prediction"
 PSI_BINS = 10
 # Floor on a bin's share so an empty bin on one side gives a large, finite PSI term instead of infinity.
 PSI_EPSILON = 1e-4
+# Logged records turned into arrays at a time: bounds the Python objects alive while reading.
+READ_CHUNK = 65_536
 STATUS_OK = "ok"
 STATUS_DRIFT = "drift"
 STATUS_TOO_FEW = "insufficient_data"
@@ -145,7 +151,7 @@ class Reference:
 
 @dataclass
 class LoggedRows:
-    """Every input row and prediction logged since a time, and the model versions that served them."""
+    """Every input row and prediction logged since a time, and how many requests each model version served."""
 
     inputs: np.ndarray
     predictions: np.ndarray
@@ -153,29 +159,59 @@ class LoggedRows:
     model_versions: dict[str, int]
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small, acyclic lists are built.
+
+    Each collection would walk every list kept so far, which made reading 1M records a third slower;
+    the records hold no cycles, so reference counting frees everything that is dropped meanwhile.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_logged_rows(sink: LogSink, since: datetime | None) -> LoggedRows:
-    """Collect the logged rows in bulk: lists first, one numpy conversion at the end."""
+    """Collect the logged rows in bulk: records in chunks, each chunk turned into numpy arrays at once.
+
+    Chunks keep the Python objects of at most ``READ_CHUNK`` records alive (not a million), and
+    map/zip/fromiter keep the per-record work out of the interpreter loop.
+    """
+    from collections import Counter
+    from itertools import chain, islice
+
     import numpy as np
 
-    inputs: list[list[float]] = []
-    predictions: list[float] = []
-    versions: dict[str, int] = {}
-    n_requests = 0
-    for record in sink.read(since):
-        rows = record["inputs"]
-        inputs.extend(rows)  # type: ignore[arg-type]
-        predictions.extend(record["predictions"])  # type: ignore[arg-type]
-        version = str(record.get("model_version"))
-        versions[version] = versions.get(version, 0) + len(rows)  # type: ignore[arg-type]
-        n_requests += 1
-    try:
-        matrix = np.array(inputs, dtype="float64").reshape(-1, len(FEATURES))
-        preds = np.array(predictions, dtype="float64")
-    except (ValueError, TypeError) as exc:
-        raise MlopsError(f"the scoring logs hold malformed inputs or predictions ({exc})") from exc
+    width = len(FEATURES)
+    records = map(itemgetter("inputs", "predictions", "model_version"), sink.read(since))
+    matrices: list[np.ndarray] = []
+    predictions: list[np.ndarray] = []
+    versions: Counter[object] = Counter()
+    with _gc_paused():
+        while parts := list(islice(records, READ_CHUNK)):
+            inputs, outputs, served_by = zip(*parts, strict=True)
+            n_rows = sum(map(len, inputs))
+            try:
+                if sum(map(len, chain.from_iterable(inputs))) != width * n_rows:
+                    raise MlopsError(f"the scoring logs hold input rows that do not have {width} values")
+                flat = chain.from_iterable(chain.from_iterable(inputs))
+                matrices.append(np.fromiter(flat, "float64", count=width * n_rows).reshape(-1, width))
+                predictions.append(np.fromiter(chain.from_iterable(outputs), "float64"))
+            except (ValueError, TypeError) as exc:
+                raise MlopsError(f"the scoring logs hold malformed inputs or predictions ({exc})") from exc
+            # No ``del`` of the chunk here: freeing it before the next one is read measured 40% slower at 1M
+            # rows; rebinding frees it a chunk later, and at most one chunk outlives the collector's pause.
+            versions.update(served_by)
+    # Column-major, so each feature's values are contiguous for sorting and binning.
+    matrix = np.asfortranarray(np.concatenate(matrices)) if matrices else np.empty((0, width))
+    preds = np.concatenate(predictions) if predictions else np.empty(0)
     if len(preds) != len(matrix):
         raise MlopsError(f"the scoring logs hold {len(matrix)} input rows but {len(preds)} predictions")
-    return LoggedRows(matrix, preds, n_requests, versions)
+    return LoggedRows(matrix, preds, sum(versions.values()), {str(v): n for v, n in versions.items()})
 
 
 def champion_reference(settings: Settings, champion_fingerprint: str | None) -> Reference:
@@ -258,7 +294,7 @@ class DriftReport:
             f"**{self.status}**: {self.message}",
             "",
             f"- logged rows: {self.n_rows} in {self.n_requests} requests since {self.since or 'the first log'}",
-            f"- model versions in the logs (rows): {self.model_versions or 'none'}",
+            f"- model versions in the logs (requests): {self.model_versions or 'none'}",
             f"- reference: {self.reference_source} (fingerprint `{self.reference_fingerprint[:12]}`), "
             f"champion version {self.champion_version}",
             f"- thresholds: PSI >= {t.psi} and KS p-value < {t.ks_pvalue}; at least {t.min_rows} rows",
@@ -329,7 +365,7 @@ def drift_report(
     else:
         ref = reference.frame.loc[:, list(FEATURES)].to_numpy(dtype="float64")
         for i, name in enumerate(FEATURES):
-            samples[name] = (ref[:, i], np.ascontiguousarray(logged.inputs[:, i]))
+            samples[name] = (ref[:, i], logged.inputs[:, i])
         if champion_version is not None:
             model = registry.load(settings.model_name, champion_version)
             expected = model.predict(reference.frame.loc[:, list(FEATURES)])
