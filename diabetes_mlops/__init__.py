@@ -27,7 +27,18 @@ _API = {
     "evaluate": "diabetes_mlops.evaluate",
     "gate": "diabetes_mlops.evaluate",
     "retrain": "diabetes_mlops.pipelines",
+    "release": "diabetes_mlops.pipelines",
+    "training_data": "diabetes_mlops.pipelines",
     "open_registry": "diabetes_mlops.registry",
+    "deploy": "diabetes_mlops.deploy.local",
+    "undeploy": "diabetes_mlops.deploy.local",
+    "endpoints": "diabetes_mlops.deploy.local",
+    "smoke_test": "diabetes_mlops.deploy.smoke",
+    "open_log_sink": "diabetes_mlops.monitoring.sinks",
+    "drift_report": "diabetes_mlops.monitoring.drift",
+    "retrain_due": "diabetes_mlops.monitoring.drift",
+    "ingest_file": "diabetes_mlops.ingest",
+    "ingest_labels": "diabetes_mlops.ingest",
 }
 
 __all__ = sorted(_API)

@@ -63,6 +63,18 @@ def training_data(settings: Settings, source: Path | str | None = None) -> pd.Da
     return load_dataset(settings.data_path)
 
 
+def training_source(settings: Settings, source: Path | str | None = None) -> str:
+    """A label for where ``training_data`` reads from, for reports and model cards."""
+    from diabetes_mlops.snapshots import latest_snapshot, snapshot_path
+
+    if source is not None:
+        return str(source)
+    snapshot = latest_snapshot(settings)
+    if snapshot is not None:
+        return str(snapshot_path(settings, snapshot))
+    return str(settings.data_path or "builtin")
+
+
 def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:
     """Validate the training table and write ``validation.json``; raise ValidationFailed when it fails."""
     from diabetes_mlops.schema import validate_frame
@@ -184,7 +196,7 @@ def retrain(settings: Settings, source: Path | str | None = None) -> RetrainOutc
     registry = open_registry(settings)
     run_dir = new_run_dir(settings)
     frame = training_data(settings, source)
-    validate_step(settings, frame, run_dir, str(source or settings.data_path or "builtin"))
+    validate_step(settings, frame, run_dir, training_source(settings, source))
     result = train_step(settings, frame, run_dir)
     evaluation = evaluate_step(settings, registry, run_dir)
     registered = register_step(settings, registry, run_dir)

@@ -16,6 +16,7 @@ from diabetes_mlops.errors import MlopsError
 
 EXIT_FAILURE = 1
 EXIT_CHAMPION_KEPT = 3
+EXIT_DRIFT = 4
 
 
 class Context:

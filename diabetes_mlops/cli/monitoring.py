@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from diabetes_mlops.cli.base import Context, main, pass_context, reported
-
-EXIT_DRIFT = 4
+from diabetes_mlops.cli.base import EXIT_DRIFT, Context, main, pass_context, reported
 
 
 @main.command()

@@ -27,11 +27,11 @@ from diabetes_mlops.cli.base import (
 @reported
 def validate_data(obj: Context, path: Path | None, report_path: Path | None, features_only: bool) -> int:
     """Check a CSV/Parquet table (default: the training data) against the schema; exit 1 when it fails."""
-    from diabetes_mlops.pipelines import training_data
+    from diabetes_mlops.pipelines import training_data, training_source
     from diabetes_mlops.schema import validate_file, validate_frame
 
     if path is None:
-        report = validate_frame(training_data(obj.settings), source=str(obj.settings.data_path or "builtin"))
+        report = validate_frame(training_data(obj.settings), source=training_source(obj.settings))
     else:
         report = validate_file(path, with_target=not features_only)
     report_path = report_path or obj.settings.home / "validation.json"
@@ -49,7 +49,7 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 @reported
 def train(obj: Context, source: Path | None, target: str, run_dir: Path | None) -> None:
     """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
-    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, validate_step
+    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, training_source, validate_step
 
     if run_dir is None:
         run_dir = new_run_dir(obj.settings)
@@ -62,7 +62,7 @@ def train(obj: Context, source: Path | None, target: str, run_dir: Path | None) 
         obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
         return
     frame = training_data(obj.settings, source)
-    validate_step(obj.settings, frame, run_dir, str(source or obj.settings.data_path or "builtin"))
+    validate_step(obj.settings, frame, run_dir, training_source(obj.settings, source))
     result = train_step(obj.settings, frame, run_dir)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     obj.emit({"run_dir": str(run_dir), **result.to_dict()}, f"trained challenger: {metrics}\nrun: {run_dir}")

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,12 +182,13 @@ def read_logged_rows(sink: LogSink, since: datetime | None) -> LoggedRows:
     map/zip/fromiter keep the per-record work out of the interpreter loop.
     """
     from collections import Counter
-    from itertools import chain, islice
+    from itertools import chain, filterfalse, islice
 
     import numpy as np
 
     width = len(FEATURES)
-    records = map(itemgetter("inputs", "predictions", "model_version"), sink.read(since))
+    real = filterfalse(methodcaller("get", "synthetic"), sink.read(since))
+    records = map(itemgetter("inputs", "predictions", "model_version"), real)
     matrices: list[np.ndarray] = []
     predictions: list[np.ndarray] = []
     versions: Counter[object] = Counter()

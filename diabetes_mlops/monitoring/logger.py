@@ -46,13 +46,14 @@ class ScoringLogger:
         predictions: np.ndarray,
         latency_ms: float,
         traceparent: str | None,
+        synthetic: bool = False,
     ) -> None:
         """Queue one record (``time`` from ``time.time()``); it is formatted in the writer thread, not here."""
-        self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent))
+        self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
 
     @staticmethod
     def _record(item: tuple) -> dict[str, object]:  # type: ignore[type-arg]
-        request_id, time, (name, version), inputs, predictions, latency_ms, traceparent = item
+        request_id, time, (name, version), inputs, predictions, latency_ms, traceparent, synthetic = item
         return {
             "request_id": request_id,
             "time": datetime.fromtimestamp(time, UTC).isoformat(timespec="microseconds"),
@@ -62,6 +63,7 @@ class ScoringLogger:
             "predictions": predictions,
             "latency_ms": latency_ms,
             "traceparent": traceparent,
+            "synthetic": synthetic,
         }
 
     def _drain(self) -> None:

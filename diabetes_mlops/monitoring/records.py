@@ -24,6 +24,7 @@ class ScoringRecord:
     predictions: list[float]
     latency_ms: float
     traceparent: str | None = None
+    synthetic: bool = False  # sent by a smoke test: kept in the log, left out of drift reports
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
