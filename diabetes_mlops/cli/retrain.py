@@ -44,13 +44,16 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 @main.command()
 @click.option("--data", "source", type=click.Path(path_type=Path), help="CSV/Parquet training table.")
 @click.option("--target", type=click.Choice(["local", "azure"]), default="local", show_default=True)
+@click.option("--if-due", is_flag=True, help="Exit 3 at once, training nothing, unless a retrain is due.")
 @run_dir_option
 @pass_context
 @reported
-def train(obj: Context, source: Path | None, target: str, run_dir: Path | None) -> None:
+def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir: Path | None) -> int:
     """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
     from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, training_source, validate_step
 
+    if if_due and not (due := _retrain_due(obj, source)).due:
+        return _not_due(obj, due)
     if run_dir is None:
         run_dir = new_run_dir(obj.settings)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -60,12 +63,25 @@ def train(obj: Context, source: Path | None, target: str, run_dir: Path | None) 
         echo = None if obj.as_json else click.echo
         remote = train_remote(obj.settings, run_dir, str(source) if source else None, echo=echo)
         obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
-        return
+        return 0
     frame = training_data(obj.settings, source)
     validate_step(obj.settings, frame, run_dir, training_source(obj.settings, source))
     result = train_step(obj.settings, frame, run_dir)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     obj.emit({"run_dir": str(run_dir), **result.to_dict()}, f"trained challenger: {metrics}\nrun: {run_dir}")
+    return 0
+
+
+def _retrain_due(obj: Context, source: Path | None) -> Any:
+    from diabetes_mlops.monitoring.drift import retrain_due
+
+    return retrain_due(obj.settings, obj.registry(), source)
+
+
+def _not_due(obj: Context, due: Any) -> int:
+    """Say why no retrain is due; exit code 3, as for a kept champion."""
+    obj.emit({"due": due.to_dict(), "retrained": False}, f"retrain not due: {'; '.join(due.reasons)}")
+    return EXIT_CHAMPION_KEPT
 
 
 def _resolve_run_dir(obj: Context, run_dir: Path | None) -> Path:
@@ -131,14 +147,9 @@ def retrain(obj: Context, source: Path | None, if_due: bool) -> int:
     """validate -> train -> evaluate -> register if better; exit 3 when the champion stays."""
     from diabetes_mlops.pipelines import retrain as retrain_pipeline
 
-    due = None
-    if if_due:
-        from diabetes_mlops.monitoring.drift import retrain_due
-
-        due = retrain_due(obj.settings, obj.registry(), source)
-        if not due.due:
-            obj.emit({"due": due.to_dict(), "retrained": False}, f"retrain not due: {'; '.join(due.reasons)}")
-            return EXIT_CHAMPION_KEPT
+    due = _retrain_due(obj, source) if if_due else None
+    if due is not None and not due.due:
+        return _not_due(obj, due)
     outcome = retrain_pipeline(obj.settings, source)
     text = _retrain_text(outcome)
     if due is not None:
