@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.errors import IntegrityError
+from diabetes_mlops.files import sha256_file
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(model: Pipeline, path: Path) -> str:

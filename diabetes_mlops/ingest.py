@@ -169,7 +169,7 @@ def _ingest(
 
 def _write_quarantine(path: Path, frame: pd.DataFrame) -> None:
     """The rejected rows as CSV, ``row`` (position in the batch) and ``reason`` first for a reader."""
-    from diabetes_mlops.snapshots import write_atomic
+    from diabetes_mlops.files import write_atomic
 
     front = [c for c in (ROW, REQUEST_ID, REASON) if c in frame.columns]
     frame = frame.loc[:, [*front, *(c for c in frame.columns if c not in front)]]
@@ -179,14 +179,15 @@ def _write_quarantine(path: Path, frame: pd.DataFrame) -> None:
 def ingest_file(settings: Settings, path: Path) -> IngestResult:
     """Ingest a CSV/Parquet batch with every feature and ``target``; a file seen before adds nothing."""
     from diabetes_mlops.data import read_table
-    from diabetes_mlops.snapshots import file_sha256, ingested_batch, lock
+    from diabetes_mlops.files import sha256_file
+    from diabetes_mlops.snapshots import ingested_batch, lock
 
     path = Path(path)
     frame = read_table(path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: no column {', '.join(missing)}: nothing ingested")
-    sha256 = file_sha256(path)
+    sha256 = sha256_file(path)
     ignored = [str(c) for c in frame.columns if c not in COLUMNS]
     warnings = [f"ignored columns: {', '.join(ignored)}"] if ignored else []
     batch = frame.loc[:, list(COLUMNS)].reset_index(drop=True)
@@ -233,15 +234,16 @@ def join_labels(labels: pd.DataFrame, sink: LogSink) -> tuple[pd.DataFrame, pd.D
 def ingest_labels(settings: Settings, path: Path, sink: LogSink | None = None) -> IngestResult:
     """Join a labels file with the logged scoring inputs and ingest the labelled rows like a batch."""
     from diabetes_mlops.data import read_table
+    from diabetes_mlops.files import sha256_file
     from diabetes_mlops.monitoring.sinks import open_log_sink
-    from diabetes_mlops.snapshots import file_sha256, ingested_batch, lock
+    from diabetes_mlops.snapshots import ingested_batch, lock
 
     path = Path(path)
     labels = read_table(path)
     missing = [c for c in (REQUEST_ID, TARGET) if c not in labels.columns]
     if missing:
         raise DataError(f"{path}: no column {', '.join(missing)}: a labels file has request_id and target")
-    sha256 = file_sha256(path)
+    sha256 = sha256_file(path)
     with lock(settings):
         if ingested_batch(settings, sha256) is not None:
             return IngestResult(str(path), sha256, n_rows=len(labels), already_ingested=True)

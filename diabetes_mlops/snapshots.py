@@ -9,16 +9,14 @@ Layout under ``<home>/data/snapshots``::
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.errors import DataError
+from diabetes_mlops.files import write_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,30 +47,6 @@ class Snapshot:
 
 def snapshots_dir(settings: Settings) -> Path:
     return settings.data_dir / "snapshots"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in blocks so a large batch does not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` so that a reader sees the old or the new content, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _manifest(settings: Settings) -> dict[str, list[dict[str, object]]]:

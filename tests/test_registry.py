@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diabetes_mlops.artifacts import sha256_file
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.errors import IntegrityError, RegistryError
+from diabetes_mlops.files import sha256_file
 from diabetes_mlops.registry.local import LocalRegistry
 from diabetes_mlops.train import make_pipeline
 

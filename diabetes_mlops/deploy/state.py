@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from diabetes_mlops.files import write_atomic
 
 
 class DeploymentState:
@@ -33,10 +34,7 @@ class DeploymentState:
         with self._lock:
             state = {**self.read(), "env": self.env, **changes}
             state = {k: v for k, v in state.items() if v is not None}
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{self.env}.")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(state, fh, indent=2)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(state, indent=2).encode())
             return state
 
     def remove(self) -> None:

@@ -430,7 +430,7 @@ def _plot(out: Path, columns: list[ColumnDrift], samples: dict[str, tuple[np.nda
 
 def record_verdict(settings: Settings, report: DriftReport) -> None:
     """Keep the last report's verdict in ``<home>/drift/last.json``, where ``retrain --if-due`` reads it."""
-    from diabetes_mlops.snapshots import write_atomic
+    from diabetes_mlops.files import write_atomic
 
     verdict = {
         "id": report.id,

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model, sha256_file
+from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
 from diabetes_mlops.errors import IntegrityError, RegistryError
+from diabetes_mlops.files import sha256_file
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef
 
 if TYPE_CHECKING:

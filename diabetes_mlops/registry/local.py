@@ -23,6 +23,7 @@ from filelock import FileLock
 
 from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
 from diabetes_mlops.errors import RegistryError
+from diabetes_mlops.files import write_atomic
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef
 
 if TYPE_CHECKING:
@@ -42,16 +43,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a reader sees the old or the new content, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class LocalRegistry:
@@ -158,7 +149,7 @@ class LocalRegistry:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        _write_atomic(model_dir / "aliases.json", json.dumps(aliases, indent=2, sort_keys=True))
+        write_atomic(model_dir / "aliases.json", json.dumps(aliases, indent=2, sort_keys=True).encode())
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         with self._lock(name):

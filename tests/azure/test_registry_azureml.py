@@ -159,6 +159,6 @@ def test_version_dir_is_a_verified_local_copy_for_the_bundle(registry, container
     (folder / "model.skops").write_bytes(b"changed")
     again = registry.version_dir("diabetes", 1)
     assert again == folder
-    from diabetes_mlops.artifacts import sha256_file
+    from diabetes_mlops.files import sha256_file
 
     assert sha256_file(again / "model.skops") == entry.sha256
