@@ -9,6 +9,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import orjson
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -42,13 +44,16 @@ class ScoringLogger:
         request_id: str,
         time: float,
         model: tuple[str, int],
-        inputs: np.ndarray,
+        inputs: np.ndarray | bytes,
         predictions: np.ndarray,
         latency_ms: float,
         traceparent: str | None,
         synthetic: bool = False,
     ) -> None:
-        """Queue one record (``time`` from ``time.time()``); it is formatted in the writer thread, not here."""
+        """Queue one record; it is formatted in the writer thread, not here.
+
+        ``time`` comes from ``time.time()``; ``inputs`` is the matrix, or the rows' JSON text as sent.
+        """
         self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
 
     @staticmethod
@@ -59,7 +64,7 @@ class ScoringLogger:
             "time": datetime.fromtimestamp(time, UTC).isoformat(timespec="microseconds"),
             "model_name": name,
             "model_version": version,
-            "inputs": inputs,
+            "inputs": orjson.Fragment(inputs) if isinstance(inputs, bytes) else inputs,
             "predictions": predictions,
             "latency_ms": latency_ms,
             "traceparent": traceparent,

@@ -88,9 +88,10 @@ def create_app(
         if content_type != JSON:
             return metrics.count(error(415, f"content type {content_type!r}: send application/json", echo))
         try:
-            matrix = parse_body(await read_body(request, config.max_body_bytes), config.max_rows)
+            parsed = parse_body(await read_body(request, config.max_body_bytes), config.max_rows)
         except InputError as exc:
             return metrics.count(error(exc.status, exc.message, echo))
+        matrix = parsed.matrix
         if telemetry:
             with scoring_span(served.name, served.version, len(matrix)):
                 predictions = predict(matrix)
@@ -99,7 +100,8 @@ def create_app(
         body = orjson.dumps({"result": predictions, "model": identity}, option=orjson.OPT_SERIALIZE_NUMPY)
         latency = time.perf_counter() - started
         if logger is not None:
-            logged = (request_id, time.time(), model_key, matrix, predictions, latency * 1000.0, traceparent)
+            inputs = matrix if parsed.rows_json is None else parsed.rows_json
+            logged = (request_id, time.time(), model_key, inputs, predictions, latency * 1000.0, traceparent)
             logger.log(*logged, synthetic="x-smoke-test" in headers)
         metrics.scored(len(predictions), latency)
         return metrics.count(Response(body, media_type=JSON, headers=echo))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -150,10 +151,24 @@ def _rows_list(rows: object, where: str, max_rows: int) -> list[Any]:
     return rows
 
 
-def parse_body(body: bytes, max_rows: int) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    """The rows as a matrix and, for the classic form, as sent: JSON text the scoring log reuses as it is."""
+
+    matrix: np.ndarray
+    rows_json: bytes | None
+
+
+def parse_body(body: bytes, max_rows: int) -> ParsedBody:
     """Decode a JSON body and parse it; malformed JSON (NaN and Infinity literals included) is an InputError."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"body: malformed JSON ({exc})") from None
-    return parse_payload(payload, max_rows, no_booleans=b"true" not in body and b"false" not in body)
+    matrix = parse_payload(payload, max_rows, no_booleans=b"true" not in body and b"false" not in body)
+    rows_json = None
+    if len(payload) == 1 and "data" in payload and type(payload["data"][0]) is list:
+        # The body is {"data": ROWS} and ROWS holds only numbers (checked above): its text, between the
+        # first colon and the last brace, is the rows in FEATURES order. Line breaks go, for JSON lines.
+        rows_json = body[body.index(b":") + 1 : body.rindex(b"}")].translate(None, b"\r\n")
+    return ParsedBody(matrix, rows_json)

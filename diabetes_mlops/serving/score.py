@@ -46,7 +46,7 @@ def run(raw_data: str | bytes) -> Any:
     if _served is None:
         return _error(503, "model not loaded: init() has not run")
     try:
-        matrix = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, MAX_ROWS)
+        matrix = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, MAX_ROWS).matrix
     except InputError as exc:
         return _error(exc.status, exc.message)
     return {"result": _served.predict(matrix).tolist(), "model": {"name": _served.name, "version": _served.version}}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
+from diabetes_mlops.data import FEATURES
 from diabetes_mlops.monitoring.store import LocalLogStore
 from tests.serving.conftest import Server
 
@@ -74,3 +75,28 @@ def test_health_ready_and_openapi(server: Server) -> None:
     assert spec["openapi"].startswith("3.") and "/score" in spec["paths"]
     assert "security" not in spec["paths"]["/score"]["post"]
     json.dumps(spec)
+
+
+def test_logged_inputs_are_the_rows_as_sent_whatever_the_form(start_server: Callable[..., Server]) -> None:
+    server = start_server()
+    rows = [[1, 2.5, 3, 4, 5, 6, 7, 8, 9, 1e-3], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
+    pretty = json.dumps({"data": rows}, indent=4)
+    assert "\n" in pretty
+    forms = {
+        "classic": pretty,
+        "records": json.dumps({"data": [dict(zip(FEATURES, r, strict=True)) for r in rows]}),
+        "v2": json.dumps({"input_data": {"columns": list(FEATURES), "data": rows}}),
+    }
+    for request_id, body in forms.items():
+        answer = httpx.post(
+            f"{server.url}/score",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Ms-Request-Id": request_id},
+        )
+        assert answer.status_code == 200
+    server.stop()
+    text = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
+    records = {r["request_id"]: r for r in map(json.loads, text.splitlines())}
+    assert set(records) == set(forms)
+    for record in records.values():
+        assert record["inputs"] == rows
