@@ -44,10 +44,11 @@ def new_run_dir(settings: Settings) -> Path:
 
 
 def latest_run_dir(settings: Settings) -> Path:
-    runs = sorted(p for p in settings.runs_dir.glob("*") if p.is_dir()) if settings.runs_dir.is_dir() else []
-    if not runs:
-        raise MlopsError(f"no run directory under {settings.runs_dir}: run `diabetes-mlops train` first")
-    return runs[-1]
+    """The run directory with the most recent training in it (``train.json``), whatever its name."""
+    trained = list(settings.runs_dir.glob(f"*/{TRAIN_FILE}")) if settings.runs_dir.is_dir() else []
+    if not trained:
+        raise MlopsError(f"no trained run under {settings.runs_dir}: run `diabetes-mlops train` first")
+    return max(trained, key=lambda path: path.stat().st_mtime_ns).parent
 
 
 def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:

@@ -4,9 +4,10 @@ import org.diabetesmlops.jenkins.StepConfig
  * The whole diabetes-mlops pipeline, for a repository whose Jenkinsfile is just
  *     @Library('diabetes-mlops') _
  *     diabetesMlopsPipeline(approvalTimeoutHours: 4)
- * Build on every branch; Retrain and Release on the main branch (and nightly there); the champion kept by
- * evaluate or register skips Release. The same stages as the Jenkinsfile at the root of diabetes-mlops
- * (a test keeps them identical). Settings: diabetesMlopsPipeline.txt.
+ * Build on every branch; Retrain and Release on the main branch (and nightly there, where Train reports drift
+ * and trains only if a retrain is due); the champion kept by evaluate or register, or no retrain due, skips
+ * Release. The same stages as the Jenkinsfile at the root of diabetes-mlops (a test keeps them identical).
+ * Settings: diabetesMlopsPipeline.txt.
  */
 def call(Map config = [:]) {
     Map cfg = StepConfig.merge('diabetesMlopsPipeline', [
@@ -46,8 +47,9 @@ def call(Map config = [:]) {
         parameters {
             choice(name: 'TARGET', choices: ['local', 'azure'],
                    description: 'Where the registry and the deployments live: this agent (local) or Azure ML.')
-            booleanParam(name: 'FORCE_RETRAIN', defaultValue: false,
-                         description: 'Train and evaluate on a branch other than main too (nothing is registered).')
+            booleanParam(
+                name: 'FORCE_RETRAIN', defaultValue: false,
+                description: 'Train always: on other branches too (nothing registered), nightly even if not due.')
             booleanParam(name: 'SKIP_APPROVAL', defaultValue: false,
                          description: 'Deploy production without waiting for the approval.')
         }
@@ -83,9 +85,12 @@ def call(Map config = [:]) {
                 }
                 stages {
                     stage('Train') {
-                        steps { mlopsRetrain(retrain + [task: 'train', target: params.TARGET]) }
+                        steps {
+                            mlopsRetrain(retrain + [task: 'train', target: params.TARGET, force: params.FORCE_RETRAIN])
+                        }
                     }
                     stage('Evaluate') {
+                        when { expression { env.CHAMPION_KEPT != 'true' } }
                         steps { mlopsRetrain(retrain + [task: 'evaluate', target: params.TARGET]) }
                     }
                     stage('Register') {

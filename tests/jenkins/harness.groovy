@@ -5,10 +5,13 @@
  *
  *   groovy tests/jenkins/harness.groovy --jenkinsfile Jenkinsfile --library jenkins \
  *       [--branch main] [--param TARGET=local ...] [--env CHANGE_ID=7 ...] [--status 'Retrain/Evaluate#1=3' ...] \
- *       [--workspace DIR] [--build-number N] [--job-name NAME] [--git-commit SHA] [--cause scm|timer|user]
+ *       [--workspace DIR] [--build-number N] [--job-name NAME] [--git-commit SHA] \
+ *       [--cause scm|timer|user|upstream]
  *
  * `--status ID=N` says what the `sh` step with that id exits with (default 0): a step with `returnStatus: true`
  * gets N back, any other fails the simulated build. Ids are `<stage path>#<n>`, n counting the stage's sh steps.
+ * `--cause` says what started the build (default scm, a push): `triggeredBy` and `currentBuild.getBuildCauses()`
+ * answer from it; timer is the nightly cron.
  *
  * Exit codes: 0 the plan is printed; 2 the Jenkinsfile or the library uses a step, directive, parameter or
  * name the stub does not know, breaks a rule of declarative syntax, or interpolates a secret (message on
@@ -154,6 +157,14 @@ class ParamsProxy extends GroovyObjectSupport {
 
 /** `currentBuild`: the few properties a Jenkinsfile sets or reads. */
 class CurrentBuild {
+    /** The cause of each --cause, by the class name Jenkins gives it, with its short description. */
+    static final Map<String, List<String>> CAUSES = [
+        scm: ['jenkins.branch.BranchEventCause', 'Branch event'],
+        timer: ['hudson.triggers.TimerTrigger$TimerTriggerCause', 'Started by timer'],
+        user: ['hudson.model.Cause$UserIdCause', 'Started by user anonymous'],
+        upstream: ['hudson.model.Cause$UpstreamCause', 'Started by upstream project'],
+    ]
+
     String description
     String displayName
     String result
@@ -161,6 +172,23 @@ class CurrentBuild {
     Build build
 
     String getCurrentResult() { result ?: 'SUCCESS' }
+
+    /** The causes of the build, as Jenkins lists them: [[_class: ..., shortDescription: ...]]. */
+    List<Map> getBuildCauses() {
+        List<String> cause = CAUSES[build.cause]
+        return [[_class: cause[0], shortDescription: cause[1]]]
+    }
+
+    /** The causes of that class (or 'hudson.model.Cause': all); a class the harness does not model is an error. */
+    List<Map> getBuildCauses(String className) {
+        if (className == 'hudson.model.Cause') return getBuildCauses()
+        List<String> known = CAUSES.values().collect { it[0] }
+        if (!known.contains(className)) {
+            throw new HarnessError("currentBuild.getBuildCauses('${className}'): not a cause the harness models " +
+                                   "(${known.join(', ')})${build.where()}")
+        }
+        return getBuildCauses().findAll { it._class == className }
+    }
 
     void setDescription(Object value) {
         build.checkNoSecret('currentBuild.description', value)
@@ -911,6 +939,7 @@ class Build {
         plan.triggers = pipeline.triggers
         plan.parameters = pipeline.parameters
         plan.params = new LinkedHashMap(params)
+        plan.cause = cause
         if (pipeline.environment != null) {
             EnvironmentSection section = new EnvironmentSection(build: this, where: 'environment')
             section.runWith(pipeline.environment)
@@ -1076,7 +1105,9 @@ for (int i = 0; i < argv.size(); i++) {
     }
 }
 if (!options.jenkinsfile) usage('--jenkinsfile is required')
-if (!(options.cause in ['scm', 'timer', 'user', 'upstream'])) usage("--cause ${options.cause}: scm, timer, user or upstream")
+if (!CurrentBuild.CAUSES.containsKey(options.cause)) {
+    usage("--cause ${options.cause}: unknown cause (${CurrentBuild.CAUSES.keySet().join(', ')})")
+}
 
 Build build = new Build(statuses: statuses, paramOverrides: params, cause: options.cause)
 String jobName = options.jobName ?: "diabetes-mlops/${options.branch}"

@@ -71,7 +71,10 @@ def run_harness(
     cause: str = "scm",
     library: Path | None = LIBRARY,
 ) -> subprocess.CompletedProcess[str]:
-    """Run harness.groovy on ``jenkinsfile`` for one branch and parameter set; the raw process result."""
+    """Run harness.groovy on ``jenkinsfile`` for one branch and parameter set; the raw process result.
+
+    ``cause`` is what started the build: scm (a push), timer (the nightly cron), user or upstream.
+    """
     command = [groovy(), str(HARNESS), "--jenkinsfile", str(jenkinsfile), "--branch", branch]
     command += ["--build-number", str(build_number), "--cause", cause]
     if library is not None:

@@ -82,7 +82,7 @@ def test_a_secret_interpolated_into_a_groovy_string_fails_the_harness(tmp_path: 
         "steps { withCredentials([azureServicePrincipal(credentialsId: 'azure-service-principal')]) "
         '{ sh "az login --password ${env.AZURE_CLIENT_SECRET}" } }'
     )
-    copy = mutated(tmp_path, "steps { mlopsRetrain(task: 'train', target: params.TARGET) }", leak)
+    copy = mutated(tmp_path, "steps { mlopsRetrain(task: 'evaluate', target: params.TARGET) }", leak)
     assert "credential is interpolated" in refused(copy)
 
 
@@ -96,3 +96,56 @@ def test_a_stage_without_steps_or_stages_is_refused(tmp_path: Path) -> None:
     """A stage must have exactly one of steps or stages."""
     copy = mutated(tmp_path, "steps { mlopsBuild(task: 'codeQuality') }", "")
     assert "exactly one of steps or stages" in refused(copy)
+
+
+def test_an_unknown_build_cause_is_refused() -> None:
+    """--cause nightly is not a cause the harness knows: a command-line error (64) naming the known ones."""
+    with pytest.raises(HarnessError) as caught:
+        plan(params=MAIN, cause="nightly")
+    assert caught.value.returncode == 64
+    assert "nightly" in caught.value.stderr and "scm, timer, user, upstream" in caught.value.stderr
+
+
+CAUSES_JENKINSFILE = """
+pipeline {
+    agent any
+    stages {
+        stage('Causes') {
+            steps {
+                script {
+                    echo("all: ${currentBuild.getBuildCauses()*._class}")
+                    def timer = currentBuild.getBuildCauses('hudson.triggers.TimerTrigger$TimerTriggerCause')
+                    echo("timer: ${timer.size()}")
+                    echo("user: ${currentBuild.getBuildCauses('hudson.model.Cause$UserIdCause').size()}")
+                }
+            }
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cause", "expected"),
+    [
+        ("timer", ["all: [hudson.triggers.TimerTrigger$TimerTriggerCause]", "timer: 1", "user: 0"]),
+        ("user", ["all: [hudson.model.Cause$UserIdCause]", "timer: 0", "user: 1"]),
+        ("scm", ["all: [jenkins.branch.BranchEventCause]", "timer: 0", "user: 0"]),
+    ],
+)
+def test_build_causes_answer_from_the_cause_option(tmp_path: Path, cause: str, expected: list[str]) -> None:
+    """currentBuild.getBuildCauses(), with or without a class name, lists the cause --cause names."""
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(CAUSES_JENKINSFILE)
+    [causes] = plan(path, cause=cause)["stages"]
+    assert [step["message"] for step in causes["steps"]] == expected
+
+
+def test_a_misspelt_build_cause_class_is_refused(tmp_path: Path) -> None:
+    """A cause class the harness does not model (here '.' for '$') would be an empty list in Jenkins: exit 2."""
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(CAUSES_JENKINSFILE.replace("TimerTrigger$TimerTriggerCause", "TimerTrigger.TimerTriggerCause"))
+    with pytest.raises(HarnessError) as caught:
+        plan(path, cause="timer")
+    assert caught.value.returncode == 2
+    assert "getBuildCauses('hudson.triggers.TimerTrigger.TimerTriggerCause')" in caught.value.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jenkins_harness import BUILD_STAGES, LIBRARY, STAGE_TREE, plan, running, stage, stage_tree
@@ -20,13 +21,22 @@ def jenkinsfile(tmp_path: Path, body: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("branch", "params"),
-    [("main", MAIN), ("main", {"TARGET": "azure"}), ("feature/x", {"FORCE_RETRAIN": "true"})],
+    ("branch", "params", "kwargs"),
+    [
+        ("main", MAIN, {}),
+        ("main", {"TARGET": "azure"}, {}),
+        ("feature/x", {"FORCE_RETRAIN": "true"}, {}),
+        ("main", MAIN, {"cause": "timer"}),
+        ("main", MAIN, {"cause": "timer", "statuses": {"Retrain/Train#2": 3}}),
+        ("main", {**MAIN, "FORCE_RETRAIN": "true"}, {"cause": "timer"}),
+    ],
 )
-def test_the_library_pipeline_is_the_root_jenkinsfile(tmp_path: Path, branch: str, params: dict[str, str]) -> None:
-    """diabetesMlopsPipeline() with no settings plans exactly what the root Jenkinsfile plans."""
-    from_library = plan(jenkinsfile(tmp_path, "diabetesMlopsPipeline()"), branch=branch, params=params)
-    from_root = plan(branch=branch, params=params)
+def test_the_library_pipeline_is_the_root_jenkinsfile(
+    tmp_path: Path, branch: str, params: dict[str, str], kwargs: dict[str, Any]
+) -> None:
+    """diabetesMlopsPipeline() with no settings plans exactly what the root Jenkinsfile plans, nightly too."""
+    from_library = plan(jenkinsfile(tmp_path, "diabetesMlopsPipeline()"), branch=branch, params=params, **kwargs)
+    from_root = plan(branch=branch, params=params, **kwargs)
     assert stage_tree(from_library) == STAGE_TREE
     assert from_library == from_root
 
@@ -91,6 +101,46 @@ pipeline {
         "Deploy production",
         "Smoke test production",
     ]
+
+
+RETRAIN_JENKINSFILE = """
+pipeline {
+    agent any
+    stages {
+        stage('Retrain') { steps { mlopsRetrain(%s) } }
+    }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "cause", "labels"),
+    [
+        ("", "scm", ["Train", "Evaluate", "Register"]),
+        ("", "timer", ["Drift report", "Train if due", "Evaluate", "Register"]),
+        ("ifDue: true", "user", ["Drift report", "Train if due", "Evaluate", "Register"]),
+        ("ifDue: false", "timer", ["Train", "Evaluate", "Register"]),
+        ("force: true, ifDue: true", "timer", ["Train", "Evaluate", "Register"]),
+    ],
+)
+def test_mlops_retrain_trains_if_due_on_timer_builds_unless_told_otherwise(
+    tmp_path: Path, settings: str, cause: str, labels: list[str]
+) -> None:
+    """mlopsRetrain(): drift report and train --if-due when the timer started the build or ifDue says so;
+    force (the Jenkinsfile passes FORCE_RETRAIN) always trains."""
+    result = plan(jenkinsfile(tmp_path, RETRAIN_JENKINSFILE % settings), cause=cause)
+    assert [s["label"] for s in stage(result, "Retrain")["steps"] if s["step"] == "sh"] == labels
+
+
+def test_mlops_retrain_not_due_skips_evaluate_and_register_and_takes_the_drift_window(tmp_path: Path) -> None:
+    """Exit 3 of train --if-due with task 'all': evaluate and register are skipped; driftSince reaches the report."""
+    path = jenkinsfile(tmp_path, RETRAIN_JENKINSFILE % "driftSince: '7d'")
+    result = plan(path, cause="timer", statuses={"Retrain#2": 3})
+    commands = result["commands"]
+    assert [c["label"] for c in commands] == ["Drift report", "Train if due"]
+    assert commands[0]["env"]["MLOPS_DRIFT_SINCE"] == "7d"
+    assert result["result"] == "SUCCESS" and result["description"].startswith("Retrain not due")
+    echoes = [s["message"] for s in stage(result, "Retrain")["steps"] if s["step"] == "echo"]
+    assert "mlopsRetrain: champion kept, evaluate skipped" in echoes
 
 
 def test_mlops_sh_refuses_an_interpolated_script(tmp_path: Path) -> None:

@@ -66,8 +66,8 @@ class Agent:
         self.tmp = workspace.parent / f"{workspace.name}@tmp"
         self.tmp.mkdir(exist_ok=True)
 
-    def plan(self, build_number: int, statuses: dict[str, int]) -> dict[str, Any]:
-        """The harness's plan for this workspace's Jenkinsfile and library."""
+    def plan(self, build_number: int, statuses: dict[str, int], cause: str = "scm") -> dict[str, Any]:
+        """The harness's plan for this workspace's Jenkinsfile and library, for a build ``cause`` started."""
         return plan(
             self.workspace / "Jenkinsfile",
             library=self.workspace / "jenkins",
@@ -78,6 +78,7 @@ class Agent:
             build_number=build_number,
             job_name=JOB,
             git_commit=self.git_commit,
+            cause=cause,
         )
 
     def sh(self, command: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -99,10 +100,10 @@ class Agent:
             check=False,
         )
 
-    def build(self, build_number: int) -> Build:
+    def build(self, build_number: int, cause: str = "scm") -> Build:
         """Run every sh step in order; a returnStatus step's actual exit code re-plans the rest of the build."""
         statuses: dict[str, int] = {}
-        current = self.plan(build_number, statuses)
+        current = self.plan(build_number, statuses, cause)
         done = 0
         codes: dict[str, int] = {}
         while done < len(current["commands"]):
@@ -116,7 +117,7 @@ class Agent:
             elif result.returncode != command["status"]:
                 assert result.returncode in (0, 3) or command["id"].startswith("post:"), output
                 statuses[command["id"]] = result.returncode
-                replanned = self.plan(build_number, statuses)
+                replanned = self.plan(build_number, statuses, cause)
                 ran = [c["id"] for c in current["commands"][:done]]
                 assert [c["id"] for c in replanned["commands"][:done]] == ran
                 current = replanned
@@ -156,7 +157,8 @@ def assert_junit_passed(path: Path) -> int:
 
 
 def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_path: Path) -> None:
-    """Build 1 runs every stage and leaves production answering; build 2 keeps the champion and skips Release."""
+    """Build 1 runs every stage and leaves production answering; build 2 keeps the champion and skips Release;
+    build 3, nightly, reports no drift and finds no retrain due, so it trains nothing."""
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     commit = copy_repository(workspace)
@@ -214,6 +216,16 @@ def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_pa
         assert list(second.exit_codes)[-1] == "post:cleanup#1"
         smoke = agent.cli("smoke-test", f"http://127.0.0.1:{production_port}", "--expect-version", "1")
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+
+        nightly = agent.build(3, cause="timer")
+        assert nightly.plan["result"] == "SUCCESS"
+        assert nightly.plan["description"].startswith("Retrain not due")
+        assert nightly.exit_codes["Retrain/Train#1"] == 0  # drift report: too few logged rows (smoke tests excluded)
+        assert nightly.exit_codes["Retrain/Train#2"] == 3  # train --if-due: champion current, no drift alarm
+        assert running(nightly.plan) == [*build_paths, "Retrain", "Retrain/Train"]
+        run_dir_3 = workspace / ".mlops" / "runs" / "build-3"
+        assert (run_dir_3 / "drift" / "drift.md").is_file()
+        assert sorted(path.name for path in run_dir_3.iterdir()) == ["drift"]  # nothing trained
     finally:
         if (workspace / ".venv" / "bin" / "diabetes-mlops").exists():
             agent.cli("undeploy", "qa")
