@@ -51,6 +51,11 @@ def latest_run_dir(settings: Settings) -> Path:
     return max(trained, key=lambda path: path.stat().st_mtime_ns).parent
 
 
+def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None = None) -> Path:
+    """Where a version's scoring bundle is written: in the run directory when there is one."""
+    return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
+
+
 def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
     """The table to train on: ``source``, else the latest ingested snapshot, else ``data_path``, else built-in."""
     from diabetes_mlops.data import load_dataset
@@ -240,7 +245,7 @@ def release(settings: Settings, model_ref: str | int = "champion", run_dir: Path
     name, version = entry.name, entry.version
     if running_version(settings, "production") == version and registry.aliases(name).get("production") == version:
         return ReleaseOutcome(name, version, False, f"production already serves {name}:{version}")
-    bundle = write_bundle(registry, name, version, (run_dir or latest_run_dir(settings)) / "bundle")
+    bundle = write_bundle(registry, name, version, bundle_dir(settings, name, version, run_dir))
     qa = deploy(settings, "qa", name, version)
     checked = smoke_test(qa.url, settings.scoring_key, expect_version=version)
     if not checked.ok:

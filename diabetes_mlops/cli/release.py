@@ -69,18 +69,21 @@ def smoke_test(obj: Context, url: str, key: str | None, expect_version: int | No
 
 @main.command()
 @_model_option()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="[<run-dir>/bundle]")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="[<home>/bundles/<name>-<version>]"
+)
 @pass_context
 @reported
 def package(obj: Context, model_ref: str, out_dir: Path | None) -> None:
     """Write the scoring bundle (a Docker build context) of a registered model version."""
     from diabetes_mlops.deploy.bundle import write_bundle
-    from diabetes_mlops.pipelines import latest_run_dir
+    from diabetes_mlops.pipelines import bundle_dir
     from diabetes_mlops.registry import parse_model_ref
 
     name, ref = parse_model_ref(model_ref, obj.settings.model_name)
-    out_dir = out_dir or latest_run_dir(obj.settings) / "bundle"
-    path = write_bundle(obj.registry(), name, ref, out_dir)
+    registry = obj.registry()
+    entry = registry.get(name, ref)
+    path = write_bundle(registry, name, entry.version, out_dir or bundle_dir(obj.settings, name, entry.version))
     obj.emit({"bundle": str(path)}, f"bundle written: {path}\nbuild it with: docker build -t {name} {path}")
 
 

@@ -22,7 +22,6 @@ from tests.serving.conftest import register_model
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
     settings = load_settings(home=tmp_path / "home", qa_port=free_port(), production_port=free_port())
-    (settings.runs_dir / "run-1").mkdir(parents=True)
     yield settings
     for env in ENVIRONMENTS:
         undeploy(settings, env)
@@ -44,6 +43,7 @@ def test_release_then_nothing_to_do(settings: Settings) -> None:
     version = register_model(settings)
     outcome = release(settings, version)
     assert outcome.released and outcome.production_url == production_url(settings)
+    assert outcome.bundle == settings.home / "bundles" / f"diabetes-{version}"
     assert (outcome.bundle / "Dockerfile").is_file()
     assert smoke_test(outcome.production_url, expect_version=version).ok
     assert LocalRegistry(settings.registry_dir).aliases(settings.model_name)["production"] == version
