@@ -46,10 +46,6 @@ def configure_telemetry(service_name: str) -> bool:
     return True
 
 
-def telemetry_enabled() -> bool:
-    return bool(_state)
-
-
 @contextlib.contextmanager
 def scoring_span(model_name: str, model_version: int, rows: int) -> Iterator[None]:
     """One ``score`` span and its latency and row metrics; does nothing when telemetry is off."""
