@@ -28,6 +28,7 @@ class LocalLogStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._root_made = False
 
     def _path(self, day: str) -> Path:
         return self.root / f"{FILE_PREFIX}{day}.jsonl"
@@ -38,7 +39,9 @@ class LocalLogStore:
             by_day.setdefault(str(record["time"])[:10], []).append(encode_record(record))
         if not by_day:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self._root_made:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._root_made = True
         for day, lines in by_day.items():
             fd = os.open(self._path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import itertools
+import secrets
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -71,11 +72,14 @@ def create_app(
     version_header = str(served.version)
     expected_auth = f"Bearer {config.key}".encode() if config.key else None
     predict = served.predict
+    # Request ids made here: a random prefix per process and a counter, unique across processes and
+    # about ten times cheaper than uuid4 (which reads the system's random source on every request).
+    id_prefix, id_counter = secrets.token_hex(12), itertools.count()
 
     async def score(request: Request) -> Response:
         started = time.perf_counter()
         headers = request.headers
-        request_id = headers.get("x-ms-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-ms-request-id") or f"{id_prefix}{next(id_counter):08x}"
         traceparent = headers.get("traceparent")
         echo = {"x-ms-request-id": request_id, "x-model-version": version_header}
         if traceparent:
