@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ from diabetes_mlops.data import FEATURES
 
 N_FEATURES = len(FEATURES)
 _NUMBER = (int, float)
+_NUMBER_TYPES = frozenset(_NUMBER)
+# Every character the JSON text of rows of numbers can hold.
+_NUMBER_TEXT = b"0123456789.,-+eE[] \t\r\n"
 
 
 class InputError(Exception):
@@ -41,26 +45,32 @@ def _describe(value: object) -> str:
 def _check_value(value: object, row: int, column: str) -> None:
     if type(value) not in _NUMBER:
         raise InputError(f"row {row}, column {column!r}: expected a number, got {_describe(value)}")
-    if not math.isfinite(value):  # type: ignore[arg-type]
-        raise InputError(f"row {row}, column {column!r}: expected a finite number, got {value}")
+    try:
+        finite = math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise InputError(f"row {row}, column {column!r}: expected a finite number, got {value:.6g}")
 
 
-def _rows_matrix(rows: list[Any], order: list[int] | None = None, *, no_booleans: bool = False) -> np.ndarray:
+def _rows_matrix(rows: list[Any], order: list[int] | None = None, *, numbers_only: bool = False) -> np.ndarray:
     """Rows of numbers (in ``order`` of FEATURES when given) as an (n, 10) float64 matrix.
 
-    ``no_booleans`` says the body holds no ``true``/``false`` token, so numpy's own type inference is
-    exact: any string, null or ragged row leaves it with a non-numeric dtype or shape. Only then, or
-    when booleans may hide among the numbers, does the slow path look at each value to name the problem.
+    ``numbers_only`` says the caller saw that the rows' JSON text holds nothing but numbers, brackets and
+    commas, which spares the check of each value's type. Only a bad body takes the slow path that finds
+    and names the first offending row and value.
     """
-    try:
-        matrix = np.array(rows) if no_booleans else None
-    except ValueError:
-        matrix = None
-    if matrix is None or matrix.dtype.kind not in "if" or matrix.ndim != 2 or matrix.shape[1] != N_FEATURES:
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {N_FEATURES}:
         _locate_shape_error(rows)
+    values = chain.from_iterable(rows)
+    if not numbers_only and not set(map(type, values)) <= _NUMBER_TYPES:
         _locate_value_error(rows, order)
-        matrix = np.array(rows)
-    matrix = matrix.astype(np.float64, copy=False)
+    try:
+        flat = np.fromiter(chain.from_iterable(rows), np.float64, count=len(rows) * N_FEATURES)
+    except (TypeError, ValueError, OverflowError):
+        _locate_value_error(rows, order)
+        raise
+    matrix = flat.reshape(len(rows), N_FEATURES)
     if not np.isfinite(matrix).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
         raise InputError(f"row {i}, column {_name(j, order)!r}: expected a finite number, got {matrix[i, j]}")
@@ -121,7 +131,7 @@ def _column_order(columns: object) -> list[int]:
     return [FEATURES.index(c) for c in columns]
 
 
-def parse_payload(payload: object, max_rows: int, no_booleans: bool = False) -> np.ndarray:
+def parse_payload(payload: object, max_rows: int, numbers_only: bool = False) -> np.ndarray:
     """The (n, 10) float64 matrix of a decoded payload, columns in FEATURES order."""
     if type(payload) is not dict:
         raise InputError(f"body: expected a JSON object with 'data' or 'input_data', got {_describe(payload)}")
@@ -131,14 +141,14 @@ def parse_payload(payload: object, max_rows: int, no_booleans: bool = False) -> 
             raise InputError("input_data: expected an object with 'columns' and 'data'")
         order = _column_order(block.get("columns", list(FEATURES)))
         rows = _rows_list(block["data"], "input_data.data", max_rows)
-        return _rows_matrix(rows, None if order == list(range(N_FEATURES)) else order, no_booleans=no_booleans)
+        return _rows_matrix(rows, None if order == list(range(N_FEATURES)) else order)
     if "data" not in payload:
         keys = ", ".join(repr(k) for k in list(payload)[:3]) or "none"
         raise InputError(f"body: expected a 'data' or 'input_data' key, got {keys}")
     rows = _rows_list(payload["data"], "data", max_rows)
     if type(rows[0]) is dict:
         return _records_matrix(rows)
-    return _rows_matrix(rows, no_booleans=no_booleans)
+    return _rows_matrix(rows, numbers_only=numbers_only)
 
 
 def _rows_list(rows: object, where: str, max_rows: int) -> list[Any]:
@@ -165,10 +175,12 @@ def parse_body(body: bytes, max_rows: int) -> ParsedBody:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"body: malformed JSON ({exc})") from None
-    matrix = parse_payload(payload, max_rows, no_booleans=b"true" not in body and b"false" not in body)
     rows_json = None
-    if len(payload) == 1 and "data" in payload and type(payload["data"][0]) is list:
-        # The body is {"data": ROWS} and ROWS holds only numbers (checked above): its text, between the
-        # first colon and the last brace, is the rows in FEATURES order. Line breaks go, for JSON lines.
-        rows_json = body[body.index(b":") + 1 : body.rindex(b"}")].translate(None, b"\r\n")
-    return ParsedBody(matrix, rows_json)
+    if type(payload) is dict and len(payload) == 1 and "data" in payload:
+        # The body is {"data": ROWS}: ROWS's text lies between the first colon and the last brace. When it
+        # holds only number characters, the matrix needs no per-value type check, and the scoring log
+        # reuses the text as it is (without line breaks, for JSON lines).
+        text = body[body.index(b":") + 1 : body.rindex(b"}")]
+        if not text.translate(None, _NUMBER_TEXT):
+            rows_json = text.translate(None, b"\r\n")
+    return ParsedBody(parse_payload(payload, max_rows, numbers_only=rows_json is not None), rows_json)

@@ -40,6 +40,8 @@ BAD_BODIES = [
     ('{"data": [[1,2,3,4,5,6,7,8,9,1e400]]}', 400, "malformed JSON"),
     ('{"data": [[true,2,3,4,5,6,7,8,9,10]]}', 400, "row 0, column 'age': expected a number, got a boolean"),
     ('{"data": []}', 400, "data: the list of rows is empty"),
+    ('{"data": [[[1],2,3,4,5,6,7,8,9,0]]}', 400, "row 0, column 'age': expected a number, got a list"),
+    ('{"data": [[1,2,3,4,5,6,7,8,9,' + "9" * 400 + "]]}", 400, "malformed JSON"),
     ('{"data": {}}', 400, "data: expected a list of rows, got an object"),
     ('{"rows": []}', 400, "expected a 'data' or 'input_data' key, got 'rows'"),
     ("[1, 2]", 400, "expected a JSON object"),
