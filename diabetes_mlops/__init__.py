@@ -36,7 +36,7 @@ _API = {
     "smoke_test": "diabetes_mlops.deploy.smoke",
     "open_log_sink": "diabetes_mlops.monitoring.sinks",
     "drift_report": "diabetes_mlops.monitoring.drift",
-    "retrain_due": "diabetes_mlops.monitoring.drift",
+    "retrain_due": "diabetes_mlops.monitoring.due",
     "ingest_file": "diabetes_mlops.ingest",
     "ingest_labels": "diabetes_mlops.ingest",
 }

@@ -25,11 +25,11 @@ from diabetes_mlops.monitoring.drift import (
     Thresholds,
     compare_column,
     drift_report,
-    last_verdict,
     parse_since,
     psi,
     read_logged_rows,
 )
+from diabetes_mlops.monitoring.due import last_verdict
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry

@@ -9,7 +9,8 @@ from pathlib import Path
 from diabetes_mlops.config import Settings
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.ingest import ingest_file
-from diabetes_mlops.monitoring.drift import STATUS_DRIFT, drift_report, retrain_due
+from diabetes_mlops.monitoring.drift import STATUS_DRIFT, drift_report
+from diabetes_mlops.monitoring.due import retrain_due
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry
@@ -88,3 +89,26 @@ def test_data_fingerprint_check_uses_the_champions_lineage(settings: Settings) -
     due = retrain_due(settings, registry)
     assert due.champion_fingerprint == champion.data_fingerprint == due.data_fingerprint
     assert due.due is False
+
+
+def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Jenkins names run directories ``build-N``: evaluation times decide what came after an alarm, not names."""
+    from diabetes_mlops.pipelines import evaluate_step, register_step, train_step, training_data
+
+    registry = open_registry(settings)
+    run_dir = settings.runs_dir / "build-1"
+    run_dir.mkdir(parents=True)
+    train_step(settings, training_data(settings), run_dir)
+    evaluate_step(settings, registry, run_dir)
+    register_step(settings, registry, run_dir)
+    alarm(settings, tmp_path)
+    due = retrain_due(settings, registry)
+    assert due.due and any("found drift in s5" in r for r in due.reasons)
+    later = settings.runs_dir / "build-2"
+    later.mkdir()
+    train_step(settings, training_data(settings), later)
+    evaluate_step(settings, registry, later)
+    after = retrain_due(settings, registry)
+    assert not after.due and "handled by run build-2" in after.reasons[0]

@@ -73,7 +73,7 @@ def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir:
 
 
 def _retrain_due(obj: Context, source: Path | None) -> Any:
-    from diabetes_mlops.monitoring.drift import retrain_due
+    from diabetes_mlops.monitoring.due import retrain_due
 
     return retrain_due(obj.settings, obj.registry(), source)
 

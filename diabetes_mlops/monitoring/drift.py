@@ -342,7 +342,7 @@ def drift_report(
     report_id = new_report_id()
     report = DriftReport(
         id=report_id,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="microseconds"),
         since=since.isoformat(timespec="seconds") if since else None,
         status=STATUS_OK,
         message="",
@@ -440,83 +440,3 @@ def record_verdict(settings: Settings, report: DriftReport) -> None:
         "report": str(Path(report.out_dir or "") / REPORT_FILE),
     }
     write_atomic(settings.drift_dir / LAST_FILE, json.dumps(verdict, indent=2).encode())
-
-
-def last_verdict(settings: Settings) -> dict[str, object] | None:
-    """The last drift report's verdict, or None when no report was made yet."""
-    path = settings.drift_dir / LAST_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise MlopsError(f"{path}: not a drift verdict ({exc})") from exc
-
-
-def _evaluated_runs(settings: Settings) -> list[tuple[str, str | None]]:
-    """Every run that got as far as an evaluation, oldest first, with the fingerprint of its data."""
-    if not settings.runs_dir.is_dir():
-        return []
-    runs = []
-    for path in sorted(settings.runs_dir.iterdir()):
-        if (path / "evaluation.json").is_file() and (path / "train.json").is_file():
-            try:
-                runs.append((path.name, json.loads((path / "train.json").read_text()).get("data_fingerprint")))
-            except ValueError:
-                continue  # a damaged run cannot vouch for anything; it does not stop the check
-    return runs
-
-
-@dataclass
-class RetrainDue:
-    """Whether a retrain is due, and every reason for (or against) it."""
-
-    due: bool
-    reasons: list[str]
-    data_fingerprint: str
-    champion_fingerprint: str | None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def retrain_due(settings: Settings, registry: Registry, source: Path | str | None = None) -> RetrainDue:
-    """Due when there is no champion, the training data is not the champion's, or drift alarmed since.
-
-    Each cause is handled once a retrain has been evaluated on it, whatever that retrain decided, since
-    retraining again on the same data would decide the same: new data counts until a run has tried that
-    fingerprint, a drift alarm until a run was evaluated after the report.
-    """
-    from diabetes_mlops.data import fingerprint
-    from diabetes_mlops.pipelines import training_data
-
-    current = fingerprint(training_data(settings, source))
-    version = registry.aliases(settings.model_name).get("champion")
-    if version is None:
-        return RetrainDue(True, ["no champion is registered yet"], current, None)
-    trained_on = registry.get(settings.model_name, version).data_fingerprint
-    runs = _evaluated_runs(settings)
-    reasons: list[str] = []
-    data_state = f"champion version {version} was trained on the current data (fingerprint {current[:12]})"
-    if trained_on != current:
-        tried = next((run for run, data in runs if data == current), None)
-        data_state = f"the current data (fingerprint {current[:12]}) was already tried by run {tried}"
-        if tried is None:
-            reasons.append(
-                f"the training data (fingerprint {current[:12]}) differs from champion version {version}'s "
-                f"({(trained_on or 'unknown')[:12]})"
-            )
-    verdict = last_verdict(settings)
-    if verdict is None:
-        drift_state = "no drift report was made yet"
-    elif verdict.get("status") != STATUS_DRIFT:
-        drift_state = f"the last drift report ({verdict['id']}) raised no alarm: {verdict.get('status')}"
-    else:
-        handled_by = next((run for run, _ in runs if run > str(verdict["id"])), None)
-        drift_state = f"the drift alarm of report {verdict['id']} was handled by run {handled_by}"
-        if handled_by is None:
-            drifted = ", ".join(map(str, verdict.get("drifted", [])))  # type: ignore[call-overload]
-            reasons.append(f"the drift report {verdict['id']} found drift in {drifted}")
-    if reasons:
-        return RetrainDue(True, reasons, current, trained_on)
-    return RetrainDue(False, [f"{data_state}, and {drift_state}"], current, trained_on)
