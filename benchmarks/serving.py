@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from common import free_port
 
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.data import FEATURES, load_builtin
@@ -46,12 +47,6 @@ local f = io.open("{body}", "r")
 wrk.body = f:read("*a")
 f:close()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

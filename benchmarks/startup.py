@@ -8,7 +8,6 @@ Targets on a 2-core machine: run under 10 s, import under 0.3 s.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,13 +15,9 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from common import free_port
+
 REPEATS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wall(args: list[str], env: dict[str, str] | None = None) -> float:

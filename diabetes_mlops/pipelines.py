@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
     from diabetes_mlops.registry import ModelVersion, Registry
     from diabetes_mlops.schema import ValidationReport
+    from diabetes_mlops.snapshots import Snapshot
 
 TRAIN_FILE = "train.json"
 TEST_SPLIT_FILE = "test.parquet"
@@ -56,29 +57,30 @@ def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None
     return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
 
 
+def _training_source(settings: Settings, source: Path | str | None) -> Path | str | Snapshot:
+    """Where the training table comes from: ``source``, the latest snapshot, ``data_path``, or built-in."""
+    from diabetes_mlops.snapshots import latest_snapshot
+
+    if source is not None:
+        return source
+    return latest_snapshot(settings) or settings.data_path or "builtin"
+
+
 def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
     """The table to train on: ``source``, else the latest ingested snapshot, else ``data_path``, else built-in."""
     from diabetes_mlops.data import load_dataset
-    from diabetes_mlops.snapshots import latest_snapshot, load_snapshot
+    from diabetes_mlops.snapshots import Snapshot, load_snapshot
 
-    if source is not None:
-        return load_dataset(source)
-    snapshot = latest_snapshot(settings)
-    if snapshot is not None:
-        return load_snapshot(settings, snapshot)
-    return load_dataset(settings.data_path)
+    resolved = _training_source(settings, source)
+    return load_snapshot(settings, resolved) if isinstance(resolved, Snapshot) else load_dataset(resolved)
 
 
 def training_source(settings: Settings, source: Path | str | None = None) -> str:
     """A label for where ``training_data`` reads from, for reports and model cards."""
-    from diabetes_mlops.snapshots import latest_snapshot, snapshot_path
+    from diabetes_mlops.snapshots import Snapshot, snapshot_path
 
-    if source is not None:
-        return str(source)
-    snapshot = latest_snapshot(settings)
-    if snapshot is not None:
-        return str(snapshot_path(settings, snapshot))
-    return str(settings.data_path or "builtin")
+    resolved = _training_source(settings, source)
+    return str(snapshot_path(settings, resolved) if isinstance(resolved, Snapshot) else resolved)
 
 
 def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:
@@ -94,12 +96,12 @@ def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source
 
 def train_step(settings: Settings, frame: pd.DataFrame, run_dir: Path) -> TrainResult:
     """Train, then write the model, ``train.json`` and the test split the evaluation will use."""
-    from diabetes_mlops.data import split
-    from diabetes_mlops.train import train
+    from diabetes_mlops.data import fingerprint, split
+    from diabetes_mlops.train import train_on_split
 
-    model, result = train(frame, settings)
+    train_part, test = split(frame, settings.test_size, settings.seed)
+    model, result = train_on_split(train_part, test, settings, fingerprint(frame))
     sha256 = save_model(model, run_dir / MODEL_FILE)
-    _, test = split(frame, settings.test_size, settings.seed)
     test.to_parquet(run_dir / TEST_SPLIT_FILE)
     (run_dir / TRAIN_FILE).write_text(json.dumps({**result.to_dict(), "sha256": sha256}, indent=2))
     return result

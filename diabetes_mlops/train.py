@@ -107,8 +107,15 @@ def _fit(train: pd.DataFrame, settings: Settings) -> tuple[Pipeline, dict[str, o
 
 def train(frame: pd.DataFrame, settings: Settings) -> tuple[Pipeline, TrainResult]:
     """Split ``frame`` with the configured seed, fit on the train part, measure on the test part."""
-    started = time.perf_counter()
     train_part, test_part = split(frame, settings.test_size, settings.seed)
+    return train_on_split(train_part, test_part, settings, fingerprint(frame))
+
+
+def train_on_split(
+    train_part: pd.DataFrame, test_part: pd.DataFrame, settings: Settings, data_fingerprint: str
+) -> tuple[Pipeline, TrainResult]:
+    """Fit on ``train_part`` and measure on ``test_part``, a split of the data ``data_fingerprint`` names."""
+    started = time.perf_counter()
     model, params = _fit(train_part, settings)
     fitted = time.perf_counter()
     metrics = regression_metrics(test_part[TARGET], model.predict(test_part.loc[:, list(FEATURES)]))
@@ -116,7 +123,7 @@ def train(frame: pd.DataFrame, settings: Settings) -> tuple[Pipeline, TrainResul
         model_name=settings.model_name,
         params={**params, "test_size": settings.test_size, "seed": settings.seed},
         metrics=metrics,
-        data_fingerprint=fingerprint(frame),
+        data_fingerprint=data_fingerprint,
         n_train=len(train_part),
         n_test=len(test_part),
         git_commit=git_commit(),

@@ -53,23 +53,17 @@ def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
         environment=env,
         environment_variables=plain,
     )
-    evaluate = command(
-        name="evaluate",
-        display_name="evaluate",
-        inputs={"source": source, "run_dir": run_in},
-        outputs={"run_dir": run_out},
-        environment=env,
-        environment_variables=with_registry,
-        command=_continue_run("evaluate"),
-    )
-    register = command(
-        name="register",
-        display_name="register",
-        inputs={"source": source, "run_dir": run_in},
-        outputs={"run_dir": run_out},
-        environment=env,
-        environment_variables=with_registry,
-        command=_continue_run("register"),
+    evaluate, register = (
+        command(
+            name=verb,
+            display_name=verb,
+            inputs={"source": source, "run_dir": run_in},
+            outputs={"run_dir": run_out},
+            environment=env,
+            environment_variables=with_registry,
+            command=_continue_run(verb),
+        )
+        for verb in ("evaluate", "register")
     )
 
     data = {}

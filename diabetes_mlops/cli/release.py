@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,6 +13,9 @@ from diabetes_mlops.errors import MlopsError
 
 ENVIRONMENTS = click.Choice(["qa", "production"])
 F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from diabetes_mlops.pipelines import ReleaseOutcome
 
 
 def _model_option(default: str = "champion") -> Callable[[F], F]:
@@ -167,7 +170,7 @@ def release(obj: Context, model_ref: str, run_dir: Path | None) -> None:
     obj.emit(outcome.to_dict(), _release_text(outcome))
 
 
-def _release_text(outcome: Any) -> str:
+def _release_text(outcome: ReleaseOutcome) -> str:
     if not outcome.released:
         return f"release: nothing to do ({outcome.reason})"
     return f"released {outcome.name}:{outcome.version}: QA {outcome.qa_url}, production {outcome.production_url}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +17,10 @@ from diabetes_mlops.cli.base import (
     reported,
     run_dir_option,
 )
+
+if TYPE_CHECKING:
+    from diabetes_mlops.monitoring.due import RetrainDue
+    from diabetes_mlops.pipelines import RetrainOutcome
 
 
 @main.command("validate-data")
@@ -72,13 +76,13 @@ def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir:
     return 0
 
 
-def _retrain_due(obj: Context, source: Path | None) -> Any:
+def _retrain_due(obj: Context, source: Path | None) -> RetrainDue:
     from diabetes_mlops.monitoring.due import retrain_due
 
     return retrain_due(obj.settings, obj.registry(), source)
 
 
-def _not_due(obj: Context, due: Any) -> int:
+def _not_due(obj: Context, due: RetrainDue) -> int:
     """Say why no retrain is due; exit code 3, as for a kept champion."""
     obj.emit({"due": due.to_dict(), "retrained": False}, f"retrain not due: {'; '.join(due.reasons)}")
     return EXIT_CHAMPION_KEPT
@@ -125,7 +129,7 @@ def register(obj: Context, run_dir: Path | None) -> int:
     return 0
 
 
-def _retrain_text(outcome: Any) -> str:
+def _retrain_text(outcome: RetrainOutcome) -> str:
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.evaluation.challenger.items())
     if outcome.kept_champion:
         head = f"champion kept (version {outcome.evaluation.champion_version}): {outcome.evaluation.decision.reason}"

@@ -2,16 +2,8 @@
 
 import os
 import sys
-import urllib.request
 
-
-def main() -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health", timeout=4) as response:
-            return 0 if response.status == 200 else 1
-    except OSError:
-        return 1
-
+from diabetes_mlops.deploy.smoke import healthy
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(0 if healthy(f"http://127.0.0.1:{os.environ.get('PORT', '8000')}") else 1)

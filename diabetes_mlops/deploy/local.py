@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -96,16 +95,10 @@ def undeploy(settings: Settings, env: str) -> bool:
     return running
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def endpoints(settings: Settings) -> list[Deployment]:
     """The local deployments that run now, with a live health check of each."""
+    from diabetes_mlops.deploy.smoke import healthy
+
     found = []
     for env in ENVIRONMENTS:
         current = _state(settings, env).read()
@@ -113,7 +106,7 @@ def endpoints(settings: Settings) -> list[Deployment]:
         if active and pid_alive(current.get("supervisor_pid")):
             found.append(
                 Deployment(
-                    env, current["url"], active["name"], active["version"], active["pid"], _healthy(current["url"])
+                    env, current["url"], active["name"], active["version"], active["pid"], healthy(current["url"])
                 )
             )
     return found

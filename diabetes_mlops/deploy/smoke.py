@@ -49,6 +49,14 @@ def _request(url: str, key: str | None, body: dict[str, object] | None = None) -
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
+def healthy(url: str) -> bool:
+    """Whether the service at ``url`` answers ``/health`` with 200 now (no waiting, no retry)."""
+    try:
+        return _request(f"{url.rstrip('/')}/health", None)[0] == 200
+    except OSError:
+        return False
+
+
 def _wait_until_ready(base: str, key: str | None, deadline: float) -> None:
     """Poll ``/ready`` with exponential back-off until it answers 200 or the deadline passes."""
     delay, last = 0.1, "no answer"

@@ -9,7 +9,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
+from diabetes_mlops.monitoring.records import scoring_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,17 +76,9 @@ class ScoringLogger:
     @staticmethod
     def _record(item: tuple) -> dict[str, object]:  # type: ignore[type-arg]
         request_id, time, (name, version), inputs, predictions, latency_ms, traceparent, synthetic = item
-        return {
-            "request_id": request_id,
-            "time": _iso_utc(time),
-            "model_name": name,
-            "model_version": version,
-            "inputs": orjson.Fragment(inputs) if isinstance(inputs, bytes) else inputs,
-            "predictions": predictions,
-            "latency_ms": latency_ms,
-            "traceparent": traceparent,
-            "synthetic": synthetic,
-        }
+        return scoring_record(
+            request_id, _iso_utc(time), name, version, inputs, predictions, latency_ms, traceparent, synthetic
+        )
 
     def _drain(self) -> None:
         # One write per flush: each system call hands the GIL back and forth with the event loop, which

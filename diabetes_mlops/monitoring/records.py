@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
+if TYPE_CHECKING:
+    import numpy as np
 
-@dataclass(frozen=True)
-class ScoringRecord:
-    """A scored request: ``inputs`` are rows in the order of ``data.FEATURES``, one prediction per row."""
 
-    request_id: str
-    time: str
-    model_name: str
-    model_version: int
-    inputs: list[list[float]]
-    predictions: list[float]
-    latency_ms: float
-    traceparent: str | None = None
-    synthetic: bool = False  # sent by a smoke test: kept in the log, left out of drift reports
+def scoring_record(
+    request_id: str,
+    time: str,
+    model_name: str,
+    model_version: int,
+    inputs: np.ndarray | list[list[float]] | bytes,
+    predictions: np.ndarray | list[float],
+    latency_ms: float,
+    traceparent: str | None = None,
+    synthetic: bool = False,
+) -> dict[str, object]:
+    """A scored request, as the log stores it.
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> ScoringRecord:
-        return cls(**data)  # type: ignore[arg-type]
+    ``inputs`` are the rows in the order of ``data.FEATURES``: a matrix, lists, or (bytes) their JSON text
+    as sent, written as it is. ``synthetic`` marks smoke-test traffic: kept in the log, left out of drift.
+    """
+    return {
+        "request_id": request_id,
+        "time": time,
+        "model_name": model_name,
+        "model_version": model_version,
+        "inputs": orjson.Fragment(inputs) if isinstance(inputs, bytes) else inputs,
+        "predictions": predictions,
+        "latency_ms": latency_ms,
+        "traceparent": traceparent,
+        "synthetic": synthetic,
+    }
 
 
 def encode_record(record: dict[str, object]) -> bytes:

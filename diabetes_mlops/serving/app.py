@@ -105,8 +105,8 @@ def create_app(
         latency = time.perf_counter() - started
         if logger is not None:
             inputs = matrix if parsed.rows_json is None else parsed.rows_json
-            logged = (request_id, time.time(), model_key, inputs, predictions, latency * 1000.0, traceparent)
-            logger.log(*logged, synthetic="x-smoke-test" in headers)
+            synthetic = "x-smoke-test" in headers
+            logger.log(request_id, time.time(), model_key, inputs, predictions, latency * 1000, traceparent, synthetic)
         metrics.scored(len(predictions), latency)
         return metrics.count(Response(body, media_type=JSON, headers=echo))
 

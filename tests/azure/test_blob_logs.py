@@ -9,11 +9,11 @@ from pathlib import Path
 from azurite import Azurite
 
 from diabetes_mlops.monitoring.blob import BlobLogStore
-from diabetes_mlops.monitoring.records import ScoringRecord
+from diabetes_mlops.monitoring.records import scoring_record
 
 
 def _record(moment: datetime, n: int) -> dict[str, object]:
-    return ScoringRecord(
+    return scoring_record(
         request_id=f"req-{n:04d}",
         time=moment.isoformat(timespec="microseconds"),
         model_name="diabetes",
@@ -21,7 +21,7 @@ def _record(moment: datetime, n: int) -> dict[str, object]:
         inputs=[[0.01 * n] * 10],
         predictions=[100.0 + n],
         latency_ms=1.5,
-    ).to_dict()
+    )
 
 
 def test_records_are_partitioned_by_hour_and_read_back_in_order(container, tmp_path: Path) -> None:

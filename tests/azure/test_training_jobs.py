@@ -98,14 +98,11 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert workspace.transport.unmatched == []
 
 
-def test_a_failed_job_is_an_error_naming_the_job(credential, settings, tmp_path: Path) -> None:
-    from azure.ai.ml import MLClient
-
-    failing = FakeAzureML(job_statuses=["Running", "Failed"])
-    client = MLClient(credential, SUB, RG, WS, transport=failing.transport, enable_telemetry=False)
-    failing.jobs["j1"] = {
-        "id": f"{WS_PATH}/jobs/j1",
-        "name": "j1",
+def running_job(name: str) -> dict[str, object]:
+    """A command job as the service returns it while it runs."""
+    return {
+        "id": f"{WS_PATH}/jobs/{name}",
+        "name": name,
         "properties": {
             "jobType": "Command",
             "command": "true",
@@ -114,23 +111,21 @@ def test_a_failed_job_is_an_error_naming_the_job(credential, settings, tmp_path:
             "services": {},
         },
     }
+
+
+def test_a_failed_job_is_an_error_naming_the_job(credential, settings, tmp_path: Path) -> None:
+    from azure.ai.ml import MLClient
+
+    failing = FakeAzureML(job_statuses=["Running", "Failed"])
+    client = MLClient(credential, SUB, RG, WS, transport=failing.transport, enable_telemetry=False)
+    failing.jobs["j1"] = running_job("j1")
     failing._status_iters["j1"] = iter(["Running", "Failed"])
     with pytest.raises(JobFailed, match="j1 ended Failed"):
         wait_for_job(client, "j1", timeout=30, poll_seconds=0)
 
 
 def test_a_job_that_does_not_finish_in_time_is_cancelled(ml_client, workspace) -> None:
-    workspace.jobs["slow"] = {
-        "id": f"{WS_PATH}/jobs/slow",
-        "name": "slow",
-        "properties": {
-            "jobType": "Command",
-            "command": "true",
-            "environmentId": "azureml:env:1",
-            "status": "Running",
-            "services": {},
-        },
-    }
+    workspace.jobs["slow"] = running_job("slow")
     workspace._status_iters["slow"] = iter(["Running"] * 10)
     with pytest.raises(JobFailed, match="cancelled"):
         wait_for_job(ml_client, "slow", timeout=0, poll_seconds=0)

@@ -88,10 +88,16 @@ def running(bundle: Path, fresh_venv: Path, tmp_path: Path) -> Iterator[str]:
     process.wait(30)
 
 
-def test_bundle_serves_from_a_fresh_venv_with_the_dockerfile_cmd(running: str) -> None:
+def test_bundle_serves_from_a_fresh_venv_with_the_dockerfile_cmd(running: str, bundle: Path, fresh_venv: Path) -> None:
     result = smoke_test(running, expect_version=1, timeout=120)
     assert result.ok, result.reason
     assert result.checks == ["health", "ready", "score", "model version"]
+    healthcheck = re.search(r'CMD (\[.*"diabetes_mlops\.deploy\.healthcheck"\])', (bundle / "Dockerfile").read_text())
+    command = [str(fresh_venv / "bin" / "python"), *json.loads(healthcheck.group(1))[1:]]
+    port = running.rsplit(":", 1)[1]
+    alive = subprocess.run(command, cwd=bundle, env={"PORT": port}, timeout=30)
+    dead = subprocess.run(command, cwd=bundle, env={"PORT": str(free_port())}, timeout=30)
+    assert (alive.returncode, dead.returncode) == (0, 1)
 
 
 @pytest.fixture
