@@ -30,6 +30,8 @@ class Settings:
     r2_floor: float = 0.3
     min_improvement: float = 0.0
     registry_backend: str = "local"
+    deploy_target: str = "local"
+    smoke_timeout: float = 300.0
     qa_port: int = 8001
     production_port: int = 8000
     max_body_bytes: int = 1024 * 1024
@@ -83,6 +85,8 @@ class Settings:
             "r2_floor": self.r2_floor <= 1.0,
             "min_improvement": 0.0 <= self.min_improvement < 1.0,
             "registry_backend": self.registry_backend in ("local", "azureml"),
+            "deploy_target": self.deploy_target in ("local", "azure"),
+            "smoke_timeout": self.smoke_timeout > 0,
             "qa_port": 0 < self.qa_port < 65536,
             "production_port": 0 < self.production_port < 65536,
             "max_body_bytes": self.max_body_bytes > 0,
@@ -124,6 +128,10 @@ class Settings:
     @property
     def drift_dir(self) -> Path:
         return self.home / "drift"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.home / "releases"
 
     @property
     def production_url(self) -> str:

@@ -19,3 +19,7 @@ class RegistryError(MlopsError):
 
 class IntegrityError(RegistryError):
     """A registered artifact does not match the checksum recorded when it was registered."""
+
+
+class DeployError(MlopsError):
+    """A deployment could not be made, did not become ready, or failed its smoke test."""

@@ -52,11 +52,6 @@ def latest_run_dir(settings: Settings) -> Path:
     return max(trained, key=lambda path: path.stat().st_mtime_ns).parent
 
 
-def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None = None) -> Path:
-    """Where a version's scoring bundle is written: in the run directory when there is one."""
-    return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
-
-
 def _training_source(settings: Settings, source: Path | str | None) -> Path | str | Snapshot:
     """Where the training table comes from: ``source``, the latest snapshot, ``data_path``, or built-in."""
     from diabetes_mlops.snapshots import latest_snapshot
@@ -209,69 +204,3 @@ def retrain(settings: Settings, source: Path | str | None = None) -> RetrainOutc
     evaluation = evaluate_step(settings, registry, run_dir)
     registered = register_step(settings, registry, run_dir)
     return RetrainOutcome(run_dir, result, evaluation, registered)
-
-
-class ReleaseFailed(MlopsError):
-    """A release stopped at a failed check; production was left as it was."""
-
-
-@dataclass
-class ReleaseOutcome:
-    """What a release did: the version, where it runs, the smoke tests; or why it did nothing."""
-
-    name: str
-    version: int
-    released: bool
-    reason: str
-    bundle: Path | None = None
-    qa_url: str | None = None
-    production_url: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-
-def release(settings: Settings, model_ref: str | int = "champion", run_dir: Path | None = None) -> ReleaseOutcome:
-    """package -> deploy QA -> smoke test QA -> deploy production -> smoke test -> alias ``production``.
-
-    A failed QA smoke test raises ReleaseFailed before production is touched. When production already
-    serves the version and the alias points at it, nothing is done.
-    """
-    from diabetes_mlops.deploy.bundle import write_bundle
-    from diabetes_mlops.deploy.local import deploy, running_version
-    from diabetes_mlops.deploy.smoke import smoke_test
-    from diabetes_mlops.registry import open_registry
-
-    registry = open_registry(settings)
-    entry = registry.get(settings.model_name, model_ref)
-    name, version = entry.name, entry.version
-    if running_version(settings, "production") == version and registry.aliases(name).get("production") == version:
-        return ReleaseOutcome(name, version, False, f"production already serves {name}:{version}")
-    bundle = write_bundle(registry, name, version, bundle_dir(settings, name, version, run_dir))
-    qa = deploy(settings, "qa", name, version)
-    checked = smoke_test(qa.url, settings.scoring_key, expect_version=version)
-    if not checked.ok:
-        raise ReleaseFailed(f"QA smoke test failed at {qa.url}: {checked.reason}; production left as it was")
-    production = deploy(settings, "production", name, version)
-    checked = smoke_test(production.url, settings.scoring_key, expect_version=version)
-    if not checked.ok:
-        raise ReleaseFailed(f"production smoke test failed at {production.url}: {checked.reason}")
-    registry.set_alias(name, "production", version)
-    return ReleaseOutcome(name, version, True, "released", bundle, qa.url, production.url)
-
-
-def rollback_production(settings: Settings) -> ReleaseOutcome:
-    """Move the ``production`` alias back and, when production runs locally, serve that version again."""
-    from diabetes_mlops.deploy.local import deploy, running_version
-    from diabetes_mlops.deploy.smoke import smoke_test
-    from diabetes_mlops.registry import open_registry
-
-    registry = open_registry(settings)
-    entry = registry.rollback(settings.model_name, "production")
-    if running_version(settings, "production") is None:
-        return ReleaseOutcome(entry.name, entry.version, False, "alias moved; no local production deployment runs")
-    production = deploy(settings, "production", entry.name, entry.version)
-    checked = smoke_test(production.url, settings.scoring_key, expect_version=entry.version)
-    if not checked.ok:
-        raise ReleaseFailed(f"production smoke test failed after rollback: {checked.reason}")
-    return ReleaseOutcome(entry.name, entry.version, True, "rolled back", None, None, production.url)

@@ -25,7 +25,7 @@ def test_first_run_registers_v1_and_second_keeps_it(cli: Cli, home: Path) -> Non
     assert "champion kept (version 1)" in second.stdout
     assert "already, nothing to release" in second.stdout
     endpoints = json.loads(cli("--json", "endpoints").stdout)["endpoints"]
-    assert [(e["env"], e["model_version"], e["healthy"]) for e in endpoints] == [("production", 1, True)]
+    assert [(e["env"], e["version"], e["healthy"]) for e in endpoints] == [("production", 1, True)]
     listing = json.loads(cli("--json", "models", "list").stdout)
     assert [v["version"] for v in listing["versions"]] == [1]
     assert listing["aliases"]["champion"] == 1

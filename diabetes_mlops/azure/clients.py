@@ -9,6 +9,7 @@ from diabetes_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
+    from azure.containerregistry import ContainerRegistryClient
     from azure.core.credentials import TokenCredential
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
@@ -82,4 +83,20 @@ def container_registry_client(
 
     return ContainerRegistryManagementClient(
         credential or default_credential(), require(settings, "azure_subscription_id"), **client_kwargs
+    )
+
+
+def container_registry_data_client(
+    settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any
+) -> ContainerRegistryClient:
+    """The ACR data-plane client (tags, manifests) of ``azure_acr_name``."""
+    from azure.containerregistry import ContainerRegistryClient
+
+    from diabetes_mlops.deploy.image import login_server
+
+    return ContainerRegistryClient(
+        f"https://{login_server(settings)}",
+        credential or default_credential(),
+        audience="https://management.azure.com",
+        **client_kwargs,
     )

@@ -1,6 +1,6 @@
 """Verbs that exist only on Azure: compute, remote training, the retraining pipeline and its schedule, images.
 
-``train``/``deploy`` with ``--target azure`` reach the same functions; these are for the rest.
+``train``, ``release``, ``deploy``, ``undeploy`` and ``rollback`` take ``--target azure``; these are for the rest.
 """
 
 from __future__ import annotations
@@ -75,37 +75,18 @@ def schedule(obj: Context, delete: bool) -> None:
 
 @azure.command()
 @click.option("--model", "model_ref", default="champion", show_default=True, help="NAME:VERSION, VERSION or ALIAS.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Bundle folder [home/bundle].")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Bundle folder.")
 @pass_context
 @reported
 def image(obj: Context, model_ref: str, out_dir: Path | None) -> None:
-    """Build the scoring image of a model version and push it to ACR as <name>:<version>."""
-    from diabetes_mlops.azure.targets import publish
+    """Build the scoring image of a model version and push it to ACR as <name>:<version> (what the qa stage does)."""
+    from diabetes_mlops.deploy.bundle import bundle_dir
+    from diabetes_mlops.deploy.targets import open_target
     from diabetes_mlops.registry import parse_model_ref
 
     name, ref = parse_model_ref(model_ref, obj.settings.model_name)
-    result = publish(obj.settings, obj.registry(), name, ref, out_dir or obj.settings.home / "bundle")
-    obj.emit(result.to_dict(), f"pushed {result.image} ({result.method})")
-
-
-@azure.command("undeploy-qa")
-@pass_context
-@reported
-def undeploy_qa(obj: Context) -> None:
-    """Delete the QA container group."""
-    from diabetes_mlops.azure.targets import undeploy_qa as delete
-
-    deleted = delete(obj.settings)
-    name = obj.settings.azure_aci_name
-    obj.emit({"name": name, "deleted": deleted}, f"ACI {name}: {'deleted' if deleted else 'did not exist'}")
-
-
-@azure.command("rollback-production")
-@pass_context
-@reported
-def rollback_production(obj: Context) -> None:
-    """Apply again the image production ran before (AKS)."""
-    from diabetes_mlops.azure.targets import rollback_production as rollback
-
-    out = rollback(obj.settings)
-    obj.emit(out, f"production back on {out['image']} at {out['url']}")
+    registry = obj.registry()
+    version = registry.get(name, ref).version
+    out_dir = out_dir or bundle_dir(obj.settings, name, version)
+    published = open_target(obj.settings, "azure").publish(registry, name, version, out_dir)
+    obj.emit(published.to_dict(), f"pushed {published.image}")

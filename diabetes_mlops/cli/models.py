@@ -52,15 +52,26 @@ def models_show(obj: Context, ref: str) -> None:
 @main.command()
 @click.argument("ref")
 @click.option("--alias", default="champion", show_default=True, type=click.Choice(["champion", "production"]))
+@click.option("--target", type=click.Choice(["local", "azure"]), help="Production's target [settings: deploy_target].")
 @pass_context
 @reported
-def promote(obj: Context, ref: str, alias: str) -> None:
-    """Point an alias at a version: REF is NAME:VERSION or VERSION."""
+def promote(obj: Context, ref: str, alias: str, target: str | None) -> None:
+    """Point an alias at a version: REF is NAME:VERSION or VERSION.
+
+    Production's alias and what production serves never disagree: with --alias production, a running
+    production deployment is switched to the version (and smoke-tested) before the alias moves.
+    """
     from diabetes_mlops.registry import parse_model_ref
 
     name, version_ref = parse_model_ref(ref, obj.settings.model_name)
     registry = obj.registry()
     entry = registry.get(name, version_ref)
+    if alias == "production" and name == obj.settings.model_name:
+        from diabetes_mlops.deploy.release import promote_production
+
+        outcome = promote_production(obj.settings, entry.version, target)
+        obj.emit(outcome.to_dict(), f"{name}:production -> version {entry.version} ({outcome.reason})")
+        return
     registry.set_alias(name, alias, entry.version)
     obj.emit({"name": name, "alias": alias, "version": entry.version}, f"{name}:{alias} -> version {entry.version}")
 
@@ -68,15 +79,19 @@ def promote(obj: Context, ref: str, alias: str) -> None:
 @main.command()
 @click.option("--name", help="Model name [settings: model_name].")
 @click.option("--alias", default="production", show_default=True, type=click.Choice(["champion", "production"]))
+@click.option("--target", type=click.Choice(["local", "azure"]), help="Production's target [settings: deploy_target].")
 @pass_context
 @reported
-def rollback(obj: Context, name: str | None, alias: str) -> None:
-    """Point an alias back at the version it held before; production's local endpoint follows it."""
+def rollback(obj: Context, name: str | None, alias: str, target: str | None) -> None:
+    """Point an alias back at the version it held before (twice: two versions back).
+
+    For production, on either target, the earlier version is served and smoke-tested first, then the alias moves.
+    """
     name = name or obj.settings.model_name
     if alias == "production" and name == obj.settings.model_name:
-        from diabetes_mlops.pipelines import rollback_production
+        from diabetes_mlops.deploy.release import rollback as rollback_production
 
-        outcome = rollback_production(obj.settings)
+        outcome = rollback_production(obj.settings, target)
         obj.emit(outcome.to_dict(), f"{name}:production -> version {outcome.version} ({outcome.reason})")
         return
     entry = obj.registry().rollback(name, alias)

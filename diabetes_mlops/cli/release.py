@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from diabetes_mlops.cli.base import EXIT_FAILURE, Context, main, pass_context, reported, run_dir_option
-from diabetes_mlops.errors import MlopsError
 
 ENVIRONMENTS = click.Choice(["qa", "production"])
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
-    from diabetes_mlops.pipelines import ReleaseOutcome
+    from diabetes_mlops.deploy.release import ReleaseOutcome
 
 
 def _model_option(default: str = "champion") -> Callable[[F], F]:
     return click.option(
         "--model", "model_ref", default=default, show_default=True, help="NAME:VERSION, NAME:ALIAS, VERSION or ALIAS."
     )
+
+
+def _target_option(func: F) -> F:
+    return click.option(
+        "--target",
+        type=click.Choice(["local", "azure"]),
+        help="Where the deployments run [settings: deploy_target; local].",
+    )(func)
 
 
 @main.command()
@@ -79,8 +87,7 @@ def smoke_test(obj: Context, url: str, key: str | None, expect_version: int | No
 @reported
 def package(obj: Context, model_ref: str, out_dir: Path | None) -> None:
     """Write the scoring bundle (a Docker build context) of a registered model version."""
-    from diabetes_mlops.deploy.bundle import write_bundle
-    from diabetes_mlops.pipelines import bundle_dir
+    from diabetes_mlops.deploy.bundle import bundle_dir, write_bundle
     from diabetes_mlops.registry import parse_model_ref
 
     name, ref = parse_model_ref(model_ref, obj.settings.model_name)
@@ -92,85 +99,92 @@ def package(obj: Context, model_ref: str, out_dir: Path | None) -> None:
 
 @main.command()
 @click.option("--env", "env", type=ENVIRONMENTS, required=True, help="Environment to deploy to.")
-@click.option("--target", type=click.Choice(["local", "azure"]), default="local", show_default=True)
+@_target_option
 @_model_option()
 @click.option("--port", type=int, help="Local port [env DIABETES_MLOPS_QA_PORT / _PRODUCTION_PORT; 8001 / 8000].")
 @pass_context
 @reported
-def deploy(obj: Context, env: str, target: str, model_ref: str, port: int | None) -> None:
-    """Deploy a model version to QA or production and wait until it is ready."""
+def deploy(obj: Context, env: str, target: str | None, model_ref: str, port: int | None) -> None:
+    """Deploy a model version to QA or production and wait until it is up (`release` also smoke-tests it).
+
+    On Azure the version's image must have been published (`release --stage qa` does it): QA runs on ACI,
+    production on AKS.
+    """
+    from diabetes_mlops.deploy.release import published_version
+    from diabetes_mlops.deploy.targets import open_target
     from diabetes_mlops.registry import parse_model_ref
 
-    name, ref = parse_model_ref(model_ref, obj.settings.model_name)
-    entry = obj.registry().get(name, ref)
-    if target == "azure":
-        from diabetes_mlops.azure.targets import deploy_azure
-
-        result = deploy_azure(obj.settings, env, entry)
-        obj.emit(result, f"{env}: {entry.name}:{entry.version} deployed to Azure at {result['url']}")
-        return
-    from diabetes_mlops.deploy.local import deploy as deploy_local
-
-    deployment = deploy_local(obj.settings, env, entry.name, entry.version, port)
+    settings = replace(obj.settings, **{f"{env}_port": port}) if port else obj.settings
+    name, ref = parse_model_ref(model_ref, settings.model_name)
+    registry = obj.registry()
+    entry = registry.get(name, ref)
+    deployer = open_target(settings, target)
+    endpoint = deployer.deploy(env, published_version(settings, registry, deployer, entry.name, entry.version))
     obj.emit(
-        deployment.to_dict(),
-        f"{env}: {entry.name}:{entry.version} serving at {deployment.url} (stop it: diabetes-mlops undeploy {env})",
+        endpoint.to_dict(),
+        f"{env}: {entry.name}:{entry.version} serving at {endpoint.url} "
+        f"(stop it: diabetes-mlops undeploy {env} --target {deployer.name})",
     )
 
 
 @main.command()
 @click.argument("env", type=ENVIRONMENTS)
-@click.option("--target", type=click.Choice(["local", "azure"]), default="local", show_default=True)
+@_target_option
 @pass_context
 @reported
-def undeploy(obj: Context, env: str, target: str) -> None:
-    """Stop the deployment of ENV (on Azure: delete the QA container group)."""
-    from diabetes_mlops.deploy.local import undeploy as undeploy_local
+def undeploy(obj: Context, env: str, target: str | None) -> None:
+    """Stop and remove the deployment of ENV (Azure: the ACI group of QA, or production's AKS objects)."""
+    from diabetes_mlops.deploy.targets import open_target
 
-    if target == "azure":
-        if env != "qa":
-            raise MlopsError("on Azure only QA is undeployed here; production (AKS) is rolled back, not removed")
-        from diabetes_mlops.azure.targets import undeploy_qa
-
-        deleted = undeploy_qa(obj.settings)
-        obj.emit({"env": env, "stopped": deleted}, f"{env}: {'deleted' if deleted else 'nothing was running'}")
-        return
-
-    stopped = undeploy_local(obj.settings, env)
+    stopped = open_target(obj.settings, target).undeploy(env)
     obj.emit({"env": env, "stopped": stopped}, f"{env}: {'stopped' if stopped else 'nothing was running'}")
 
 
 @main.command()
+@_target_option
 @pass_context
 @reported
-def endpoints(obj: Context) -> None:
-    """The local deployments that run, with URL, model version and health."""
-    from diabetes_mlops.deploy.local import endpoints as list_endpoints
+def endpoints(obj: Context, target: str | None) -> None:
+    """What each environment serves, with URL, model version and health."""
+    from diabetes_mlops.deploy.targets import ENVIRONMENTS as ENVS
+    from diabetes_mlops.deploy.targets import open_target
 
-    found = list_endpoints(obj.settings)
-    lines = [
-        f"{d.env:<11} {d.url:<24} {d.model_name}:{d.model_version}  {'healthy' if d.healthy else 'UNHEALTHY'}"
-        for d in found
-    ]
-    obj.emit({"endpoints": [d.to_dict() for d in found]}, "\n".join(lines) or "no local deployment runs")
+    deployer = open_target(obj.settings, target)
+    found = [e for e in (deployer.endpoint(env) for env in ENVS) if e is not None]
+    lines = [f"{e.env:<11} {e.url:<24} {e.name}:{e.version}  {'healthy' if e.healthy else 'UNHEALTHY'}" for e in found]
+    obj.emit({"endpoints": [e.to_dict() for e in found]}, "\n".join(lines) or f"nothing is deployed ({deployer.name})")
 
 
 @main.command()
 @_model_option()
+@click.option(
+    "--stage",
+    type=click.Choice(["qa", "production", "all"]),
+    default="all",
+    show_default=True,
+    help="qa: publish, deploy QA, smoke-test; production: deploy what passed QA, smoke-test, move the alias.",
+)
+@_target_option
 @run_dir_option
 @pass_context
 @reported
-def release(obj: Context, model_ref: str, run_dir: Path | None) -> None:
-    """package -> deploy QA -> smoke test -> deploy production -> smoke test -> alias production."""
-    from diabetes_mlops.pipelines import release as release_pipeline
+def release(obj: Context, model_ref: str, stage: str, target: str | None, run_dir: Path | None) -> None:
+    """Release a version: publish -> QA -> smoke test, then production -> smoke test -> alias production.
+
+    A stage with nothing to do says so and exits 0. A failed smoke test exits 1; production is left serving
+    what its alias names.
+    """
+    from diabetes_mlops.deploy.release import release as run_release
     from diabetes_mlops.registry import parse_model_ref
 
     _, ref = parse_model_ref(model_ref, obj.settings.model_name)
-    outcome = release_pipeline(obj.settings, ref, run_dir)
-    obj.emit(outcome.to_dict(), _release_text(outcome))
+    outcome = run_release(obj.settings, ref, run_dir, stage=stage, target=target)
+    obj.emit(outcome.to_dict(), release_text(outcome))
 
 
-def _release_text(outcome: ReleaseOutcome) -> str:
+def release_text(outcome: ReleaseOutcome) -> str:
+    """One line for a person: what the stage did, or why it did nothing."""
     if not outcome.released:
-        return f"release: nothing to do ({outcome.reason})"
-    return f"released {outcome.name}:{outcome.version}: QA {outcome.qa_url}, production {outcome.production_url}"
+        return f"{outcome.stage}: nothing to do ({outcome.reason})"
+    where = ", ".join(f"{e.env} {e.url}" for e in (outcome.qa, outcome.production) if e is not None)
+    return f"{outcome.stage}: {outcome.name}:{outcome.version} {outcome.reason} on {outcome.target} ({where})"

@@ -168,11 +168,11 @@ def retrain(obj: Context, source: Path | None, if_due: bool) -> int:
 def run(obj: Context) -> None:
     """The whole local loop: retrain, then release the champion to a local production service."""
     from diabetes_mlops.deploy.local import undeploy
-    from diabetes_mlops.pipelines import release
+    from diabetes_mlops.deploy.release import release
     from diabetes_mlops.pipelines import retrain as retrain_pipeline
 
     outcome = retrain_pipeline(obj.settings)
-    released = release(obj.settings, "champion", outcome.run_dir)
+    released = release(obj.settings, "champion", outcome.run_dir, target="local")
     if released.released:
         undeploy(obj.settings, "qa")
     url = obj.settings.production_url

@@ -8,12 +8,12 @@ environment variable (ACI never returns its value); the image is pulled with a m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.azure.clients import require
-from diabetes_mlops.errors import ConfigError, MlopsError
+from diabetes_mlops.deploy.bundle import SERVICE_PORT
+from diabetes_mlops.deploy.targets.base import Endpoint, Published
+from diabetes_mlops.errors import ConfigError, DeployError
 
 if TYPE_CHECKING:
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
@@ -22,27 +22,7 @@ if TYPE_CHECKING:
 
     from diabetes_mlops.config import Settings
 
-PORT = 8000
-SmokeTest = Callable[..., Any]
-
-
-class DeployFailed(MlopsError):
-    """A deployment did not come up, or came up and failed its smoke test."""
-
-
-@dataclass(frozen=True)
-class AciDeployment:
-    """A container group that is up: where to reach it and what the smoke test said."""
-
-    name: str
-    image: str
-    fqdn: str
-    url: str
-    smoke_ok: bool | None = None
-    smoke_reason: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+MODEL_TAG = "model"  # the group's tag naming the model version it serves, as NAME:VERSION
 
 
 def dns_label(settings: Settings) -> str:
@@ -73,25 +53,26 @@ def registry_credential(
     return ImageRegistryCredential(server=server, username=creds.username, password=creds.passwords[0].value)
 
 
-def container_group(settings: Settings, image: str, credential: ImageRegistryCredential) -> ContainerGroup:
+def container_group(settings: Settings, published: Published, credential: ImageRegistryCredential) -> ContainerGroup:
     """The group: one container, CPU and memory from settings, probes on /ready and /health, public port 8000."""
     from azure.mgmt.containerinstance import models as m
 
     scoring_key = require(settings, "scoring_key")  # a public endpoint is never left open
+    port = SERVICE_PORT
     probe = {"initial_delay_seconds": 5, "period_seconds": 10, "failure_threshold": 3, "timeout_seconds": 5}
     container = m.Container(
         name="scoring",
-        image=image,
+        image=published.image,
         resources=m.ResourceRequirements(
             requests=m.ResourceRequests(cpu=settings.azure_aci_cpu, memory_in_gb=settings.azure_aci_memory_gb)
         ),
-        ports=[m.ContainerPort(port=PORT, protocol="TCP")],
+        ports=[m.ContainerPort(port=SERVICE_PORT, protocol="TCP")],
         environment_variables=[
-            m.EnvironmentVariable(name="PORT", value=str(PORT)),
+            m.EnvironmentVariable(name="PORT", value=str(SERVICE_PORT)),
             m.EnvironmentVariable(name="DIABETES_MLOPS_SCORING_KEY", secure_value=scoring_key),
         ],
-        readiness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/ready", port=PORT, scheme="http"), **probe),
-        liveness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/health", port=PORT, scheme="http"), **probe),
+        readiness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/ready", port=port, scheme="http"), **probe),
+        liveness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/health", port=port, scheme="http"), **probe),
     )
     identity = None
     if credential.identity:
@@ -104,11 +85,11 @@ def container_group(settings: Settings, image: str, credential: ImageRegistryCre
         os_type="Linux",
         restart_policy="Always",
         ip_address=m.IpAddress(
-            ports=[m.Port(port=PORT, protocol="TCP")], type="Public", dns_name_label=dns_label(settings)
+            ports=[m.Port(port=SERVICE_PORT, protocol="TCP")], type="Public", dns_name_label=dns_label(settings)
         ),
         image_registry_credentials=[credential],
         identity=identity,
-        tags={"managed-by": "diabetes-mlops", "image": image.rsplit("/", 1)[-1]},
+        tags={"managed-by": "diabetes-mlops", MODEL_TAG: f"{published.name}:{published.version}"},
     )
 
 
@@ -122,16 +103,24 @@ def _exists(client: ContainerInstanceManagementClient, group: str, name: str) ->
     return True
 
 
+def _endpoint(group: ContainerGroup) -> Endpoint | None:
+    """The endpoint a group that is up serves; None while it has no public address or model tag."""
+    model = (group.tags or {}).get(MODEL_TAG, "")
+    name, _, version = model.rpartition(":")
+    if group.provisioning_state != "Succeeded" or not group.ip_address or not group.ip_address.fqdn or not name:
+        return None
+    url = f"http://{group.ip_address.fqdn}:{SERVICE_PORT}"
+    return Endpoint("qa", "azure", url, name, int(version), group.containers[0].image)
+
+
 def deploy_aci(
     settings: Settings,
     client: ContainerInstanceManagementClient,
-    image: str,
+    published: Published,
     credential: ImageRegistryCredential,
-    smoke: SmokeTest | None = None,
-    expect_version: int | None = None,
     **poller_kwargs: Any,
-) -> AciDeployment:
-    """Replace the group (delete, then create: ACI cannot change ports or sizes in place), wait, smoke test."""
+) -> Endpoint:
+    """Replace the group (delete, then create: ACI cannot change ports or sizes in place) and wait until it is up."""
     from azure.core.exceptions import HttpResponseError
 
     group, name, timeout = (
@@ -139,24 +128,29 @@ def deploy_aci(
         settings.azure_aci_name,
         settings.azure_deploy_timeout,
     )
-    body = container_group(settings, image, credential)
+    body = container_group(settings, published, credential)
     try:
         if _exists(client, group, name):
             client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=timeout)
         client.container_groups.begin_create_or_update(group, name, body, **poller_kwargs).result(timeout=timeout)
         created = client.container_groups.get(group, name)
     except HttpResponseError as exc:  # the service's message says what it refused; it holds no secret
-        raise DeployFailed(f"ACI group {name}: {exc.message}") from None
-    if created.provisioning_state != "Succeeded" or not created.ip_address or not created.ip_address.fqdn:
-        raise DeployFailed(f"ACI group {name} is {created.provisioning_state} without a public address")
-    fqdn = created.ip_address.fqdn
-    url = f"http://{fqdn}:{PORT}"
-    if smoke is None:
-        from diabetes_mlops.deploy.smoke import smoke_test as smoke
-    result = smoke(url, key=settings.scoring_key, expect_version=expect_version, timeout=min(timeout, 300.0))
-    if not result.ok:
-        raise DeployFailed(f"ACI group {name} at {url} failed its smoke test: {result.reason}")
-    return AciDeployment(name, image, fqdn, url, result.ok, result.reason)
+        raise DeployError(f"ACI group {name}: {exc.message}") from None
+    endpoint = _endpoint(created)
+    if endpoint is None:
+        raise DeployError(f"ACI group {name} is {created.provisioning_state} without a public address")
+    return endpoint
+
+
+def aci_endpoint(settings: Settings, client: ContainerInstanceManagementClient) -> Endpoint | None:
+    """What the QA group serves now; None when there is no group."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        found = client.container_groups.get(require(settings, "azure_resource_group"), settings.azure_aci_name)
+    except ResourceNotFoundError:
+        return None
+    return _endpoint(found)
 
 
 def delete_aci(settings: Settings, client: ContainerInstanceManagementClient, **poller_kwargs: Any) -> bool:

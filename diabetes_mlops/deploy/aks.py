@@ -1,19 +1,20 @@
 """Production on AKS: the cluster's user kubeconfig, then Deployment, Service and autoscaler by server-side apply.
 
 Every object is applied whole with ``application/apply-patch+yaml`` (``kubectl apply --server-side``): one
-request creates or updates it, so a deployment can be re-run after any failure. The Deployment keeps the
-image it replaces in the annotation ``diabetes-mlops/previous-image``; rollback applies that image again.
+request creates or updates it, so a deployment can be re-run after any failure. The Deployment names the
+model version it serves in the annotation ``diabetes-mlops/model``; a rollback is a deployment of an earlier
+version's image (``deploy.release``), so nothing here remembers images.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.azure.clients import require
-from diabetes_mlops.deploy.aci import PORT, DeployFailed
+from diabetes_mlops.deploy.bundle import SERVICE_PORT
+from diabetes_mlops.deploy.targets.base import Endpoint, Published
+from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
     from azure.mgmt.containerservice import ContainerServiceClient
@@ -25,25 +26,8 @@ APP = "diabetes-scoring"
 KEY_SECRET = "diabetes-scoring-key"
 FIELD_MANAGER = "diabetes-mlops"
 APPLY = "application/apply-patch+yaml"
-IMAGE_ANNOTATION = "diabetes-mlops/image"
-PREVIOUS_ANNOTATION = "diabetes-mlops/previous-image"
-SERVICE_PORT = 80
-SmokeTest = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class AksDeployment:
-    """A rolled-out deployment: its image, the one it replaced, its public URL and the smoke test's word."""
-
-    namespace: str
-    image: str
-    previous_image: str | None
-    url: str
-    smoke_ok: bool | None = None
-    smoke_reason: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+MODEL_ANNOTATION = "diabetes-mlops/model"
+PUBLIC_PORT = 80
 
 
 def kube_client(settings: Settings, client: ContainerServiceClient) -> ApiClient:
@@ -54,14 +38,14 @@ def kube_client(settings: Settings, client: ContainerServiceClient) -> ApiClient
     group = settings.azure_aks_resource_group or require(settings, "azure_resource_group")
     result = client.managed_clusters.list_cluster_user_credentials(group, require(settings, "azure_aks_cluster"))
     if not result.kubeconfigs:
-        raise DeployFailed(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
+        raise DeployError(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
     return config.new_client_from_config_dict(yaml.safe_load(bytes(result.kubeconfigs[0].value)))
 
 
-def deployment_manifest(settings: Settings, image: str, previous: str | None) -> dict[str, Any]:
+def deployment_manifest(settings: Settings, published: Published) -> dict[str, Any]:
     """Replicas, resources, probes, and a rolling update that never drops below the wanted replica count."""
     probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
-    annotations = {IMAGE_ANNOTATION: image, **({PREVIOUS_ANNOTATION: previous} if previous else {})}
+    annotations = {MODEL_ANNOTATION: f"{published.name}:{published.version}"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -76,10 +60,10 @@ def deployment_manifest(settings: Settings, image: str, previous: str | None) ->
                     "containers": [
                         {
                             "name": "scoring",
-                            "image": image,
-                            "ports": [{"name": "http", "containerPort": PORT}],
+                            "image": published.image,
+                            "ports": [{"name": "http", "containerPort": SERVICE_PORT}],
                             "env": [
-                                {"name": "PORT", "value": str(PORT)},
+                                {"name": "PORT", "value": str(SERVICE_PORT)},
                                 {
                                     "name": "DIABETES_MLOPS_SCORING_KEY",
                                     "valueFrom": {"secretKeyRef": {"name": KEY_SECRET, "key": "key"}},
@@ -107,7 +91,7 @@ def service_manifest() -> dict[str, Any]:
         "spec": {
             "type": "LoadBalancer",
             "selector": {"app": APP},
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": PUBLIC_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 
@@ -138,8 +122,8 @@ def _apply_options() -> dict[str, Any]:
     return {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
 
 
-def current_image(api: ApiClient, namespace: str) -> tuple[str | None, str | None]:
-    """The image the Deployment runs now and the one it replaced; (None, None) when there is none."""
+def served_model(api: ApiClient, namespace: str) -> tuple[str, int, str] | None:
+    """The model name, version and image the Deployment runs now; None when there is no Deployment."""
     from kubernetes.client import AppsV1Api
     from kubernetes.client.exceptions import ApiException
 
@@ -147,13 +131,15 @@ def current_image(api: ApiClient, namespace: str) -> tuple[str | None, str | Non
         found = AppsV1Api(api).read_namespaced_deployment(APP, namespace)
     except ApiException as exc:
         if exc.status == 404:
-            return None, None
+            return None
         raise
-    annotations = found.metadata.annotations or {}
-    return annotations.get(IMAGE_ANNOTATION), annotations.get(PREVIOUS_ANNOTATION)
+    name, _, version = (found.metadata.annotations or {}).get(MODEL_ANNOTATION, "").rpartition(":")
+    if not name or not version.isdigit():
+        return None
+    return name, int(version), found.spec.template.spec.containers[0].image
 
 
-def apply(settings: Settings, api: ApiClient, image: str, previous: str | None) -> None:
+def apply(settings: Settings, api: ApiClient, published: Published) -> None:
     """Namespace, key Secret, Deployment, Service and autoscaler, each by server-side apply."""
     from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
 
@@ -169,9 +155,7 @@ def apply(settings: Settings, api: ApiClient, image: str, previous: str | None) 
         "stringData": {"key": require(settings, "scoring_key")},
     }
     core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
-    AppsV1Api(api).patch_namespaced_deployment(
-        APP, ns, deployment_manifest(settings, image, previous), **_apply_options()
-    )
+    AppsV1Api(api).patch_namespaced_deployment(APP, ns, deployment_manifest(settings, published), **_apply_options())
     core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
     AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
         APP, ns, autoscaler_manifest(settings), **_apply_options()
@@ -195,7 +179,7 @@ def wait_for_rollout(api: ApiClient, namespace: str, timeout: float, poll_second
         ):
             return
         if time.monotonic() >= deadline:
-            raise DeployFailed(f"deployment {namespace}/{APP} did not finish rolling out in {timeout:.0f} s")
+            raise DeployError(f"deployment {namespace}/{APP} did not finish rolling out in {timeout:.0f} s")
         time.sleep(poll_seconds)
 
 
@@ -210,40 +194,51 @@ def external_url(api: ApiClient, namespace: str, timeout: float, poll_seconds: f
             service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
         ) or []
         if ingress and (ingress[0].ip or ingress[0].hostname):
-            return f"http://{ingress[0].ip or ingress[0].hostname}:{SERVICE_PORT}"
+            return f"http://{ingress[0].ip or ingress[0].hostname}:{PUBLIC_PORT}"
         if time.monotonic() >= deadline:
-            raise DeployFailed(f"service {namespace}/{APP} got no external address in {timeout:.0f} s")
+            raise DeployError(f"service {namespace}/{APP} got no external address in {timeout:.0f} s")
         time.sleep(poll_seconds)
 
 
-def deploy_aks(
-    settings: Settings,
-    api: ApiClient,
-    image: str,
-    smoke: SmokeTest | None = None,
-    expect_version: int | None = None,
-    poll_seconds: float = 5.0,
-) -> AksDeployment:
-    """Apply the image, wait for the rollout and the address, then smoke test the public URL."""
+def deploy_aks(settings: Settings, api: ApiClient, published: Published, poll_seconds: float = 5.0) -> Endpoint:
+    """Apply the image, then wait for the rollout and the load balancer's address."""
     ns, timeout = settings.azure_aks_namespace, settings.azure_deploy_timeout
-    running, before = current_image(api, ns)
-    previous = running if running and running != image else before  # a re-run keeps the real predecessor
-    apply(settings, api, image, previous)
+    apply(settings, api, published)
     wait_for_rollout(api, ns, timeout, poll_seconds)
     url = external_url(api, ns, timeout, poll_seconds)
-    if smoke is None:
-        from diabetes_mlops.deploy.smoke import smoke_test as smoke
-    result = smoke(url, key=settings.scoring_key, expect_version=expect_version, timeout=min(timeout, 300.0))
-    if not result.ok:
-        raise DeployFailed(f"AKS deployment {ns}/{APP} at {url} failed its smoke test: {result.reason}")
-    return AksDeployment(ns, image, previous, url, result.ok, result.reason)
+    return Endpoint("production", "azure", url, published.name, published.version, published.image)
 
 
-def rollback_aks(
-    settings: Settings, api: ApiClient, smoke: SmokeTest | None = None, poll_seconds: float = 5.0
-) -> AksDeployment:
-    """Apply again the image the current one replaced."""
-    _, previous = current_image(api, settings.azure_aks_namespace)
-    if previous is None:
-        raise DeployFailed(f"deployment {settings.azure_aks_namespace}/{APP} has no previous image to roll back to")
-    return deploy_aks(settings, api, previous, smoke=smoke, poll_seconds=poll_seconds)
+def aks_endpoint(settings: Settings, api: ApiClient) -> Endpoint | None:
+    """What production serves now; None when nothing is deployed or it has no address yet."""
+    ns = settings.azure_aks_namespace
+    served = served_model(api, ns)
+    if served is None:
+        return None
+    try:
+        url = external_url(api, ns, timeout=0)
+    except DeployError:
+        return None
+    name, version, image = served
+    return Endpoint("production", "azure", url, name, version, image)
+
+
+def delete_aks(settings: Settings, api: ApiClient) -> bool:
+    """Delete the autoscaler, Service and Deployment (the namespace and key stay); False when there was none."""
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    ns, found = settings.azure_aks_namespace, False
+    deletions = (
+        AutoscalingV2Api(api).delete_namespaced_horizontal_pod_autoscaler,
+        CoreV1Api(api).delete_namespaced_service,
+        AppsV1Api(api).delete_namespaced_deployment,
+    )
+    for delete in deletions:
+        try:
+            delete(APP, ns)
+            found = True
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return found

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import diabetes_mlops
 
 if TYPE_CHECKING:
+    from diabetes_mlops.config import Settings
     from diabetes_mlops.registry import Registry
     from diabetes_mlops.registry.base import VersionRef
 
@@ -59,6 +60,11 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \\
     CMD ["python", "-m", "diabetes_mlops.deploy.healthcheck"]
 CMD {command}
 """
+
+
+def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None = None) -> Path:
+    """Where a version's scoring bundle is written: in the run directory when there is one."""
+    return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
 
 
 def pinned_requirements() -> list[str]:

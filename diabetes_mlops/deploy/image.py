@@ -1,8 +1,10 @@
-"""The scoring image in Azure Container Registry, tagged ``<model-name>:<version>``.
+"""The scoring image in Azure Container Registry, tagged ``<model-name>:<version>`` and deployed by digest.
 
 With a working ``docker`` on the agent the bundle is built and pushed locally (logged in with an ACR token
 exchanged for the agent's Azure identity); otherwise ACR builds it itself: the build context is uploaded
-as a tarball to the upload URL ACR hands out, and a build run is scheduled and waited for.
+as a tarball to the upload URL ACR hands out, and a build run is scheduled and waited for. Either way the
+registry is then asked which digest the tag names, and that immutable reference is what gets deployed: a tag
+pushed again later cannot change what a deployment runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +43,12 @@ class ImageBuildFailed(MlopsError):
 
 @dataclass(frozen=True)
 class ImageResult:
-    """Where the image is, and how it got there (``docker`` or ``acr-build`` with the ACR run id)."""
+    """Where the image is (by tag and by digest), and how it got there (``docker``, or ``acr-build`` and its run)."""
 
     image: str
     method: str
     run_id: str | None = None
+    digest_ref: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -156,14 +159,40 @@ def build_with_acr(
     return ImageResult(f"{login_server(settings)}/{image_tag(name, version)}", "acr-build", run.run_id)
 
 
+def image_by_digest(
+    settings: Settings, name: str, version: int, credential: TokenCredential, **client_kwargs: Any
+) -> str | None:
+    """``<server>/<name>@sha256:...``: the image the tag ``<name>:<version>`` names now; None when there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from diabetes_mlops.azure.clients import container_registry_data_client
+
+    client = container_registry_data_client(settings, credential, **client_kwargs)
+    try:
+        digest = client.get_tag_properties(name, str(version)).digest
+    except ResourceNotFoundError:
+        return None
+    return f"{login_server(settings)}/{name}@{digest}"
+
+
 def publish_image(
-    settings: Settings, context: Path, name: str, version: int, credential: TokenCredential | None = None
+    settings: Settings,
+    context: Path,
+    name: str,
+    version: int,
+    credential: TokenCredential | None = None,
+    **client_kwargs: Any,
 ) -> ImageResult:
-    """Build and push the bundle in ``context``: with docker when it works here, else as an ACR build."""
+    """Build and push the bundle in ``context`` (with docker when it works here, else as an ACR build); by digest."""
     from diabetes_mlops.azure.clients import container_registry_client, default_credential
 
     credential = credential or default_credential()
     if docker_works():
-        return push_with_docker(settings, context, name, version, credential)
-    client = container_registry_client(settings, credential, api_version=BUILD_API_VERSION)
-    return build_with_acr(settings, client, context, name, version)
+        built = push_with_docker(settings, context, name, version, credential)
+    else:
+        client = container_registry_client(settings, credential, api_version=BUILD_API_VERSION, **client_kwargs)
+        built = build_with_acr(settings, client, context, name, version)
+    digest_ref = image_by_digest(settings, name, version, credential, **client_kwargs)
+    if digest_ref is None:
+        raise ImageBuildFailed(f"{built.image} was pushed, but the registry does not list it")
+    return replace(built, digest_ref=digest_ref)

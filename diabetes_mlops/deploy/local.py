@@ -11,17 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.deploy.state import DeploymentState, pid_alive
-from diabetes_mlops.errors import MlopsError
+from diabetes_mlops.deploy.targets.base import ENVIRONMENTS, check_environment
+from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
-ENVIRONMENTS = ("qa", "production")
 DEPLOY_TIMEOUT_SECONDS = 180.0
-
-
-class DeployError(MlopsError):
-    """A deployment did not start, or did not become ready."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +36,7 @@ class Deployment:
 
 
 def _state(settings: Settings, env: str) -> DeploymentState:
-    if env not in ENVIRONMENTS:
-        raise DeployError(f"unknown environment {env!r}; environments are {', '.join(ENVIRONMENTS)}")
-    return DeploymentState(settings.home, env)
+    return DeploymentState(settings.home, check_environment(env))
 
 
 def _start_supervisor(settings: Settings, state: DeploymentState, port: int) -> None:

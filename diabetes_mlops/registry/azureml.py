@@ -223,13 +223,18 @@ class AzureMLRegistry:
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self._move(name, alias, self._entity(name, version), "promote")
 
-    def rollback(self, name: str, alias: str) -> ModelVersion:
-        """Point ``alias`` back at the version it replaced when it moved onto its current holder."""
+    def previous(self, name: str, alias: str) -> int | None:
+        """The version ``alias`` replaced when it moved onto its current holder."""
         current = self._holders(name).get(alias)
         previous = (current.tags or {}).get(f"{_alias_tag(alias)}.previous") if current is not None else None
+        return int(previous) if previous is not None else None
+
+    def rollback(self, name: str, alias: str) -> ModelVersion:
+        """Point ``alias`` back at the version it replaced when it moved onto its current holder."""
+        previous = self.previous(name, alias)
         if previous is None:
             raise RegistryError(f"alias {alias!r} of model {name!r} has no earlier version to roll back to")
-        target = self._entity(name, int(previous))
+        target = self._entity(name, previous)
         self._move(name, alias, target, "rollback")
         return self._to_version(target)
 

@@ -155,14 +155,18 @@ class LocalRegistry:
         with self._lock(name):
             self._move(name, alias, version, "promote")
 
+    def previous(self, name: str, alias: str) -> int | None:
+        stack = self._alias_stack(name, alias)
+        return stack[-2] if len(stack) > 1 else None
+
     def rollback(self, name: str, alias: str) -> ModelVersion:
         """Point ``alias`` back at the version it held before its current promotion."""
         with self._lock(name):
-            stack = self._alias_stack(name, alias)
-            if len(stack) < 2:
+            version = self.previous(name, alias)
+            if version is None:
                 raise RegistryError(f"alias {alias!r} of model {name!r} has no earlier version to roll back to")
-            self._move(name, alias, stack[-2], "rollback")
-        return self._read(name, stack[-2])
+            self._move(name, alias, version, "rollback")
+        return self._read(name, version)
 
     def _alias_stack(self, name: str, alias: str) -> list[int]:
         """The versions an alias held, oldest first, with rolled-back promotions removed."""

@@ -108,14 +108,8 @@ def call(Map config = [:]) {
                     expression { env.CHAMPION_KEPT != 'true' }
                 }
                 stages {
-                    stage('Package') {
-                        steps { mlopsRelease(release + [task: 'package', target: params.TARGET]) }
-                    }
-                    stage('Deploy QA') {
-                        steps { mlopsRelease(release + [task: 'deployQa', target: params.TARGET]) }
-                    }
-                    stage('Smoke test QA') {
-                        steps { mlopsRelease(release + [task: 'smokeTestQa', target: params.TARGET]) }
+                    stage('Release QA') {
+                        steps { mlopsRelease(release + [task: 'qa', target: params.TARGET]) }
                     }
                     stage('Approve production') {
                         when {
@@ -124,11 +118,8 @@ def call(Map config = [:]) {
                         }
                         steps { mlopsRelease(release + [task: 'approve', target: params.TARGET]) }
                     }
-                    stage('Deploy production') {
-                        steps { mlopsRelease(release + [task: 'deployProduction', target: params.TARGET]) }
-                    }
-                    stage('Smoke test production') {
-                        steps { mlopsRelease(release + [task: 'smokeTestProduction', target: params.TARGET]) }
+                    stage('Release production') {
+                        steps { mlopsRelease(release + [task: 'production', target: params.TARGET]) }
                     }
                 }
             }

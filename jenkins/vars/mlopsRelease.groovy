@@ -1,17 +1,18 @@
 import org.diabetesmlops.jenkins.StepConfig
 
 /**
- * The Release stages: package the champion into a scoring bundle (a Docker build context in the run
- * directory), deploy it to QA, smoke-test QA, wait for approval, deploy it to production, smoke-test
- * production. 'undeployQa' is the tidy-up for `post` (local target only). With target 'azure' every command
- * runs inside withCredentials(azureServicePrincipal(...)). Settings: mlopsRelease.txt.
+ * The Release stages: `diabetes-mlops release --stage qa` (publish the bundle, on Azure the image by digest; deploy
+ * QA; smoke-test it with the key and the expected version), the approval, then `release --stage production`
+ * (deploy what passed QA, smoke-test it, move the `production` alias). The release itself lives in the CLI, the
+ * same for every target; a stage with nothing to do says so and passes. 'undeployQa' is the tidy-up for `post`
+ * (local target only). With target 'azure' every command runs inside withCredentials(azureServicePrincipal(...)).
+ * Settings: mlopsRelease.txt.
  */
 def call(Map config = [:]) {
     Map cfg = StepConfig.merge('mlopsRelease', [
         task: 'all',
         target: 'local',
         model: 'champion',
-        bundle: null,
         approvalTimeoutHours: 8,
         approvalMessage: 'Deploy the model that passed QA to production?',
         submitter: null,
@@ -19,28 +20,14 @@ def call(Map config = [:]) {
         venv: '.venv',
     ], config)
     Map common = [target: cfg.target, credentials: true, azureCredentialsId: cfg.azureCredentialsId, venv: cfg.venv,
-                  env: [MLOPS_MODEL: cfg.model, MLOPS_BUNDLE: cfg.bundle]]
-    List order = ['package', 'deployQa', 'smokeTestQa', 'approve', 'deployProduction', 'smokeTestProduction']
-    List tasks = cfg.task == 'undeployQa' ? ['undeployQa'] : StepConfig.tasks('mlopsRelease', cfg.task, order)
+                  env: [MLOPS_MODEL: cfg.model]]
+    List tasks = cfg.task == 'undeployQa' ? ['undeployQa']
+        : StepConfig.tasks('mlopsRelease', cfg.task, ['qa', 'approve', 'production'])
     for (String task : tasks) {
-        if (task == 'package') {
-            mlopsSh(common + [label: 'Package', script: '''
-diabetes-mlops package --model "$MLOPS_MODEL" --out "${MLOPS_BUNDLE:-$DIABETES_MLOPS_RUN_DIR/bundle}"
+        if (task == 'qa' || task == 'production') {
+            mlopsSh(common + [label: "Release ${task}".toString(), env: common.env + [MLOPS_STAGE: task], script: '''
+diabetes-mlops release --stage "$MLOPS_STAGE" --target "$MLOPS_TARGET" --model "$MLOPS_MODEL"
 '''])
-        } else if (task == 'deployQa' || task == 'deployProduction') {
-            String environment = task == 'deployQa' ? 'qa' : 'production'
-            mlopsSh(common + [label: "Deploy ${environment}".toString(), env: common.env + [MLOPS_ENV: environment],
-                              script: '''
-mkdir -p "$DIABETES_MLOPS_RUN_DIR"
-diabetes-mlops --json deploy --env "$MLOPS_ENV" --target "$MLOPS_TARGET" --model "$MLOPS_MODEL" \\
-    > "$DIABETES_MLOPS_RUN_DIR/deployment-$MLOPS_ENV.json"
-cat "$DIABETES_MLOPS_RUN_DIR/deployment-$MLOPS_ENV.json"
-'''])
-        } else if (task == 'smokeTestQa' || task == 'smokeTestProduction') {
-            String environment = task == 'smokeTestQa' ? 'qa' : 'production'
-            mlopsSh(common + [label: "Smoke test ${environment}".toString(),
-                              env: common.env + [MLOPS_ENV: environment],
-                              script: libraryResource('org/diabetesmlops/jenkins/smoke-test.sh')])
         } else if (task == 'approve') {
             Map inputArgs = [message: cfg.approvalMessage, ok: 'Deploy to production']
             if (cfg.submitter) {

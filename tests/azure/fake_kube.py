@@ -125,6 +125,13 @@ class FakeKube:
                 self.objects[path] = obj
                 self._reads[path] = 0
                 return (201 if current is None else 200), copy.deepcopy(obj)
+            if method == "DELETE":
+                if current is None:
+                    return 404, _not_found(path)
+                del self.objects[path]
+                if kind == "Service":  # the API server answers a Service's deletion with the object
+                    return 200, current
+                return 200, {**_status(200, "", ""), "status": "Success", "details": {"name": found[3], "kind": kind}}
             return 405, _status(405, "MethodNotAllowed", f"{method} not supported here")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

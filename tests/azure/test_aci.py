@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +10,16 @@ import pytest
 from fakes import Call, FakeCredential, FakeTransport
 
 from diabetes_mlops.config import load_settings
-from diabetes_mlops.deploy.aci import DeployFailed, delete_aci, deploy_aci, registry_credential
+from diabetes_mlops.deploy.aci import aci_endpoint, delete_aci, deploy_aci, registry_credential
+from diabetes_mlops.deploy.targets import Published
 from diabetes_mlops.errors import ConfigError
 
 SUB = "00000000-0000-0000-0000-000000000002"
 GROUPS = f"/subscriptions/{SUB}/resourceGroups/rg-qa/providers/Microsoft.ContainerInstance/containerGroups"
 ACR = f"/subscriptions/{SUB}/resourceGroups/rg-qa/providers/Microsoft.ContainerRegistry/registries/acrmlops"
 KEY = "qa-scoring-key-123"
-
-
-@dataclass
-class SmokeResult:
-    ok: bool
-    reason: str
+V3 = Published("diabetes", 3, None, f"acrmlops.azurecr.io/diabetes@sha256:{'3' * 64}")
+V4 = Published("diabetes", 4, None, f"acrmlops.azurecr.io/diabetes@sha256:{'4' * 64}")
 
 
 class FakeAci:
@@ -113,29 +109,20 @@ def clients(aci: FakeAci, settings):
     )
 
 
-def test_deploy_creates_the_group_waits_reads_the_fqdn_and_smoke_tests(settings, aci, clients) -> None:
+def test_deploy_creates_the_group_by_digest_waits_and_reads_the_fqdn(settings, aci, clients) -> None:
     client, registry = clients
-    smoked: list[tuple[str, str | None, int | None]] = []
+    result = deploy_aci(settings, client, V3, registry_credential(settings, registry), polling_interval=0)
 
-    def smoke(url: str, key: str | None = None, expect_version: int | None = None, timeout: float = 60.0):
-        smoked.append((url, key, expect_version))
-        return SmokeResult(True, "ok")
-
-    image = "acrmlops.azurecr.io/diabetes:3"
-    result = deploy_aci(
-        settings,
-        client,
-        image,
-        registry_credential(settings, registry),
-        smoke=smoke,
-        expect_version=3,
-        polling_interval=0,
-    )
-
-    label = result.fqdn.split(".")[0]
+    label = result.url.removeprefix("http://").split(".")[0]
     assert label.startswith("diabetes-qa-") and len(label) == len("diabetes-qa-") + 8
     assert result.url == f"http://{label}.westeurope.azurecontainer.io:8000"
-    assert smoked == [(result.url, KEY, 3)]
+    assert (result.env, result.target, result.name, result.version, result.image) == (
+        "qa",
+        "azure",
+        "diabetes",
+        3,
+        V3.image,
+    )
     (put,) = aci.transport.find("PUT", rf"{GROUPS}/diabetes-qa")
     assert put.api_version == "2023-05-01"
     props = put.body["properties"]
@@ -152,7 +139,7 @@ def test_deploy_creates_the_group_waits_reads_the_fqdn_and_smoke_tests(settings,
     ]
     (container,) = props["containers"]
     spec = container["properties"]
-    assert spec["image"] == image
+    assert spec["image"] == V3.image
     assert spec["ports"] == [{"protocol": "TCP", "port": 8000}]
     assert spec["resources"] == {"requests": {"memoryInGB": 3.5, "cpu": 2.0}}
     assert spec["environmentVariables"] == [
@@ -161,7 +148,7 @@ def test_deploy_creates_the_group_waits_reads_the_fqdn_and_smoke_tests(settings,
     ]
     assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8000, "scheme": "http"}
     assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000, "scheme": "http"}
-    assert put.body["tags"] == {"managed-by": "diabetes-mlops", "image": "diabetes:3"}
+    assert put.body["tags"] == {"managed-by": "diabetes-mlops", "model": "diabetes:3"}
     (listing,) = aci.transport.find("POST", rf"{ACR}/listCredentials")
     assert listing.api_version == "2025-04-01"
     assert aci.transport.unmatched == []
@@ -169,40 +156,21 @@ def test_deploy_creates_the_group_waits_reads_the_fqdn_and_smoke_tests(settings,
 
 def test_redeploy_replaces_the_group_and_delete_removes_it(settings, aci, clients) -> None:
     client, registry = clients
-
-    def smoke(url: str, **kwargs: Any) -> SmokeResult:
-        return SmokeResult(True, "ok")
-
+    assert aci_endpoint(settings, client) is None
     cred = registry_credential(settings, registry)
-    deploy_aci(settings, client, "acrmlops.azurecr.io/diabetes:3", cred, smoke=smoke, polling_interval=0)
-    deploy_aci(settings, client, "acrmlops.azurecr.io/diabetes:4", cred, smoke=smoke, polling_interval=0)
+    deploy_aci(settings, client, V3, cred, polling_interval=0)
+    deploy_aci(settings, client, V4, cred, polling_interval=0)
     methods = [c.method for c in aci.transport.calls if c.path.endswith("/containerGroups/diabetes-qa")]
     assert methods.count("DELETE") == 1 and methods.count("PUT") == 2
     assert methods.index("DELETE") < len(methods) - 1 - methods[::-1].index("PUT")
     image = aci.groups["diabetes-qa"]["properties"]["containers"][0]["properties"]["image"]
-    assert image == "acrmlops.azurecr.io/diabetes:4"
+    assert image == V4.image
+    found = aci_endpoint(settings, client)
+    assert found is not None and (found.version, found.image) == (4, V4.image)
 
     assert delete_aci(settings, client, polling_interval=0) is True
     assert "diabetes-qa" not in aci.groups
     assert delete_aci(settings, client, polling_interval=0) is False
-
-
-def test_a_failed_smoke_test_fails_the_deployment_without_the_key_in_the_message(settings, aci, clients) -> None:
-    client, registry = clients
-
-    def smoke(url: str, **kwargs: Any) -> SmokeResult:
-        return SmokeResult(False, "POST /score answered 500")
-
-    with pytest.raises(DeployFailed, match="failed its smoke test: POST /score answered 500") as info:
-        deploy_aci(
-            settings,
-            client,
-            "acrmlops.azurecr.io/diabetes:3",
-            registry_credential(settings, registry),
-            smoke=smoke,
-            polling_interval=0,
-        )
-    assert KEY not in str(info.value) and "admin-password-1" not in str(info.value)
 
 
 def test_pull_with_a_managed_identity(settings, aci, clients) -> None:
@@ -212,11 +180,7 @@ def test_pull_with_a_managed_identity(settings, aci, clients) -> None:
     )
     with_identity = load_settings(**{**settings.__dict__, "azure_aci_identity": identity})
     cred = registry_credential(with_identity)
-
-    def smoke(url: str, **kwargs: Any) -> SmokeResult:
-        return SmokeResult(True, "ok")
-
-    deploy_aci(with_identity, client, "acrmlops.azurecr.io/diabetes:3", cred, smoke=smoke, polling_interval=0)
+    deploy_aci(with_identity, client, V3, cred, polling_interval=0)
     (put,) = aci.transport.find("PUT", rf"{GROUPS}/diabetes-qa")
     assert put.body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}
     pull = put.body["properties"]["imageRegistryCredentials"]
@@ -232,7 +196,7 @@ def test_missing_settings_name_the_environment_variable(tmp_path: Path) -> None:
 
     cred = registry_credential(load_settings(home=tmp_path, azure_acr_name="a", azure_aci_identity="/id"))
     with pytest.raises(ConfigError, match=r"'scoring_key'.*DIABETES_MLOPS_SCORING_KEY"):
-        container_group(bare, "img", cred)
+        container_group(bare, V3, cred)
     keyed = load_settings(home=tmp_path, scoring_key="k")
     with pytest.raises(ConfigError, match=r"'azure_location'.*DIABETES_MLOPS_AZURE_LOCATION"):
-        container_group(keyed, "img", cred)
+        container_group(keyed, V3, cred)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,17 @@ from fakes import FakeCredential, FakeTransport
 
 from diabetes_mlops.azure.clients import container_service_client
 from diabetes_mlops.config import load_settings
-from diabetes_mlops.deploy.aci import DeployFailed
-from diabetes_mlops.deploy.aks import deploy_aks, kube_client, rollback_aks
+from diabetes_mlops.deploy.aks import aks_endpoint, delete_aks, deploy_aks, kube_client
+from diabetes_mlops.deploy.targets import Published
+from diabetes_mlops.errors import DeployError
 
 SUB = "00000000-0000-0000-0000-000000000003"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod"
 KEY = "prod-key-456"
 DEPLOYMENT = "/apis/apps/v1/namespaces/diabetes/deployments/diabetes-scoring"
-
-
-@dataclass
-class SmokeResult:
-    ok: bool
-    reason: str
-
-
-class Smoke:
-    def __init__(self, ok: bool = True) -> None:
-        self.ok = ok
-        self.calls: list[tuple[str, str | None]] = []
-
-    def __call__(self, url: str, key: str | None = None, **kwargs: Any) -> SmokeResult:
-        self.calls.append((url, key))
-        return SmokeResult(self.ok, "ok" if self.ok else "GET /ready answered 503")
+DIGEST = "sha256:" + "3" * 64
+V3 = Published("diabetes", 3, None, f"acrmlops.azurecr.io/diabetes@{DIGEST}")
+V4 = Published("diabetes", 4, None, f"acrmlops.azurecr.io/diabetes@sha256:{'4' * 64}")
 
 
 @pytest.fixture
@@ -79,13 +66,13 @@ def _applied(kube: FakeKube, path: str) -> list[dict[str, Any]]:
     return [r for r in kube.requests if r["method"] == "PATCH" and r["path"] == path]
 
 
-def test_deploy_applies_deployment_service_and_autoscaler_then_smoke_tests(settings, kube, api) -> None:
-    smoke = Smoke()
-    result = deploy_aks(settings, api, "acrmlops.azurecr.io/diabetes:3", smoke=smoke, poll_seconds=0)
+def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, kube, api) -> None:
+    result = deploy_aks(settings, api, V3, poll_seconds=0)
 
     assert result.url == "http://20.50.60.70:80"
-    assert result.previous_image is None
-    assert smoke.calls == [("http://20.50.60.70:80", KEY)]
+    assert (result.env, result.target, result.name, result.version, result.image) == (
+        "production", "azure", "diabetes", 3, V3.image,
+    )  # fmt: skip
     order = [r["path"].rsplit("/", 2)[-2] for r in kube.requests if r["method"] == "PATCH"]
     assert order == ["namespaces", "secrets", "deployments", "services", "horizontalpodautoscalers"]
     for request in kube.requests:
@@ -98,7 +85,8 @@ def test_deploy_applies_deployment_service_and_autoscaler_then_smoke_tests(setti
     assert spec["replicas"] == 3
     assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     (container,) = spec["template"]["spec"]["containers"]
-    assert container["image"] == "acrmlops.azurecr.io/diabetes:3"
+    assert container["image"] == V3.image
+    assert deployment["body"]["metadata"]["annotations"] == {"diabetes-mlops/model": "diabetes:3"}
     assert container["ports"] == [{"name": "http", "containerPort": 8000}]
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"memory": "768Mi"}}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
@@ -118,38 +106,25 @@ def test_deploy_applies_deployment_service_and_autoscaler_then_smoke_tests(setti
     assert hpa["body"]["spec"]["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 60}
     # It waited for the rollout: the deployment was read until the controller reported it complete.
     reads = [r for r in kube.requests if r["method"] == "GET" and r["path"] == DEPLOYMENT]
-    assert len(reads) >= 1 + kube.rollout_polls + 1
+    assert len(reads) >= kube.rollout_polls + 1
     assert all(r["content_type"] is None for r in reads)
 
 
-def test_a_new_version_records_the_previous_image_and_rollback_reapplies_it(settings, kube, api) -> None:
-    deploy_aks(settings, api, "acrmlops.azurecr.io/diabetes:3", smoke=Smoke(), poll_seconds=0)
-    second = deploy_aks(settings, api, "acrmlops.azurecr.io/diabetes:4", smoke=Smoke(), poll_seconds=0)
-    assert second.previous_image == "acrmlops.azurecr.io/diabetes:3"
-    stored = kube.objects[DEPLOYMENT]
-    assert stored["metadata"]["generation"] == 2
-    assert stored["metadata"]["annotations"]["diabetes-mlops/previous-image"] == "acrmlops.azurecr.io/diabetes:3"
-
-    rolled = rollback_aks(settings, api, smoke=Smoke(), poll_seconds=0)
-    assert rolled.image == "acrmlops.azurecr.io/diabetes:3"
-    assert kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == rolled.image
-    assert kube.objects[DEPLOYMENT]["metadata"]["generation"] == 3
+def test_endpoint_names_the_served_version_and_delete_removes_the_objects(settings, kube, api) -> None:
+    assert aks_endpoint(settings, api) is None
+    deploy_aks(settings, api, V3, poll_seconds=0)
+    deploy_aks(settings, api, V4, poll_seconds=0)
+    assert kube.objects[DEPLOYMENT]["metadata"]["generation"] == 2
+    found = aks_endpoint(settings, api)
+    assert found is not None and (found.version, found.image, found.url) == (4, V4.image, "http://20.50.60.70:80")
+    assert delete_aks(settings, api) is True
+    assert DEPLOYMENT not in kube.objects and aks_endpoint(settings, api) is None
+    assert delete_aks(settings, api) is False
 
 
-def test_rollback_without_a_previous_image_is_an_error(settings, kube, api) -> None:
-    with pytest.raises(DeployFailed, match="no previous image"):
-        rollback_aks(settings, api, smoke=Smoke(), poll_seconds=0)
-    deploy_aks(settings, api, "acrmlops.azurecr.io/diabetes:3", smoke=Smoke(), poll_seconds=0)
-    with pytest.raises(DeployFailed, match="no previous image"):
-        rollback_aks(settings, api, smoke=Smoke(), poll_seconds=0)
-
-
-def test_a_rollout_that_does_not_finish_or_a_failed_smoke_test_fails_the_deploy(tmp_path, settings, api, kube) -> None:
+def test_a_rollout_that_does_not_finish_fails_the_deploy(settings, api, kube) -> None:
     kube.rollout_polls = 10**6
     quick = load_settings(**{**settings.__dict__, "azure_deploy_timeout": 0.2})
-    with pytest.raises(DeployFailed, match="did not finish rolling out"):
-        deploy_aks(quick, api, "acrmlops.azurecr.io/diabetes:3", smoke=Smoke(), poll_seconds=0.01)
-    kube.rollout_polls = 0
-    with pytest.raises(DeployFailed, match="failed its smoke test: GET /ready answered 503") as info:
-        deploy_aks(settings, api, "acrmlops.azurecr.io/diabetes:3", smoke=Smoke(ok=False), poll_seconds=0)
+    with pytest.raises(DeployError, match="did not finish rolling out") as info:
+        deploy_aks(quick, api, V3, poll_seconds=0.01)
     assert KEY not in str(info.value)

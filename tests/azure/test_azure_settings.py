@@ -93,8 +93,10 @@ def test_azure_verbs_report_a_missing_setting_as_one_line(tmp_path: Path, monkey
         monkeypatch.delenv(f"DIABETES_MLOPS_AZURE_{name}", raising=False)
     runner = CliRunner()
     help_text = runner.invoke(main, ["azure", "--help"]).output
-    for verb in ("compute", "train", "pipeline", "schedule", "image", "undeploy-qa", "rollback-production"):
+    for verb in ("compute", "train", "pipeline", "schedule", "image"):
         assert verb in help_text
+    for replaced in ("undeploy-qa", "rollback-production"):  # now `undeploy qa` and `rollback` with --target azure
+        assert replaced not in help_text
     result = runner.invoke(main, ["--home", str(tmp_path), "azure", "compute"])
     assert result.exit_code == 1
     assert "DIABETES_MLOPS_AZURE_SUBSCRIPTION_ID" in result.output

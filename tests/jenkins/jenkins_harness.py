@@ -19,14 +19,7 @@ JENKINSFILE = ROOT / "Jenkinsfile"
 
 BUILD_STAGES = ["Setup", "Code quality", "Unit tests", "Data tests"]
 RETRAIN_STAGES = ["Train", "Evaluate", "Register"]
-RELEASE_STAGES = [
-    "Package",
-    "Deploy QA",
-    "Smoke test QA",
-    "Approve production",
-    "Deploy production",
-    "Smoke test production",
-]
+RELEASE_STAGES = ["Release QA", "Approve production", "Release production"]
 STAGE_TREE = [("Build", BUILD_STAGES), ("Retrain", RETRAIN_STAGES), ("Release", RELEASE_STAGES)]
 
 
@@ -118,7 +111,7 @@ def stages(tree: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def stage(plan_: dict[str, Any], path: str) -> dict[str, Any]:
-    """The stage at ``path`` ('Release/Deploy QA')."""
+    """The stage at ``path`` ('Release/Release QA')."""
     for found in stages(plan_["stages"]):
         if found["path"] == path:
             return found

@@ -57,22 +57,22 @@ def test_a_misspelt_step_parameter_inside_the_library_fails_the_harness(tmp_path
 
 
 def test_a_removed_stage_is_caught_by_the_stage_order_check(tmp_path: Path) -> None:
-    """Without the Smoke test QA stage the plan still evaluates, but its stage tree no longer matches."""
+    """Without the Release QA stage the plan still evaluates, but its stage tree no longer matches."""
     text = JENKINSFILE.read_text()
-    block = re.search(r"\n *stage\('Smoke test QA'\) \{\n.*?\n *\}\n", text, re.S)
+    block = re.search(r"\n *stage\('Release QA'\) \{\n.*?\n *\}\n", text, re.S)
     assert block is not None
     copy = tmp_path / "Jenkinsfile"
     copy.write_text(text.replace(block.group(0), "\n"))
     tree = stage_tree(plan(copy, params=MAIN))
     assert tree != STAGE_TREE
-    assert "Smoke test QA" not in dict(tree)["Release"]
+    assert "Release QA" not in dict(tree)["Release"]
 
 
 def test_swapped_stages_are_caught_by_the_stage_order_check(tmp_path: Path) -> None:
-    """Deploy production before Deploy QA changes the order the check compares."""
-    copy = mutated(tmp_path, "stage('Deploy QA')", "stage('Deploy production_')")
-    text = copy.read_text().replace("stage('Deploy production')", "stage('Deploy QA')")
-    copy.write_text(text.replace("stage('Deploy production_')", "stage('Deploy production')"))
+    """Release production before Release QA changes the order the check compares."""
+    copy = mutated(tmp_path, "stage('Release QA')", "stage('Release production_')")
+    text = copy.read_text().replace("stage('Release production')", "stage('Release QA')")
+    copy.write_text(text.replace("stage('Release production_')", "stage('Release production')"))
     assert stage_tree(plan(copy, params=MAIN)) != STAGE_TREE
 
 

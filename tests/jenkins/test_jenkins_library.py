@@ -94,12 +94,9 @@ pipeline {
         "Train",
         "Evaluate",
         "Register",
-        "Package",
-        "Deploy qa",
-        "Smoke test qa",
+        "Release qa",
         "input",
-        "Deploy production",
-        "Smoke test production",
+        "Release production",
     ]
 
 

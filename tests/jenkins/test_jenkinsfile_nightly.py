@@ -36,7 +36,7 @@ def test_a_nightly_build_with_a_retrain_due_runs_everything() -> None:
     assert running(result) == running(plan(params=MAIN))
     assert result["result"] == "SUCCESS" and result["description"] is None
     commands = [c["id"] for c in result["commands"]]
-    assert commands.index(TRAIN_IF_DUE) < commands.index("Retrain/Evaluate#1") < commands.index("Release/Package#1")
+    assert commands.index(TRAIN_IF_DUE) < commands.index("Retrain/Evaluate#1") < commands.index("Release/Release QA#1")
 
 
 def test_retrain_not_due_keeps_the_build_green_and_skips_evaluate_register_and_release() -> None:
@@ -57,7 +57,7 @@ def test_drift_is_recorded_in_the_description_and_is_not_a_failure() -> None:
     result = plan(params=MAIN, cause="timer", statuses={DRIFT: 4})
     assert result["result"] == "SUCCESS"
     assert result["description"].startswith("Drift in the scoring logs of the last 24h")
-    assert "Release/Smoke test production" in running(result)
+    assert "Release/Release production" in running(result)
     kept = plan(params=MAIN, cause="timer", statuses={DRIFT: 4, "Retrain/Evaluate#1": 3})
     assert kept["result"] == "SUCCESS" and kept["description"].startswith("Drift")
     assert "; Champion kept" in kept["description"] and not stage(kept, "Release")["runs"]

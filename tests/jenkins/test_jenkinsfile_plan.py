@@ -42,11 +42,8 @@ def test_main_runs_every_stage_and_skips_only_the_approval_when_asked() -> None:
         "Retrain/Train": "diabetes-mlops train",
         "Retrain/Evaluate": "diabetes-mlops evaluate",
         "Retrain/Register": "diabetes-mlops register",
-        "Release/Package": "diabetes-mlops package",
-        "Release/Deploy QA": 'diabetes-mlops --json deploy --env "$MLOPS_ENV"',
-        "Release/Smoke test QA": "diabetes-mlops smoke-test",
-        "Release/Deploy production": 'diabetes-mlops --json deploy --env "$MLOPS_ENV"',
-        "Release/Smoke test production": "diabetes-mlops smoke-test",
+        "Release/Release QA": 'diabetes-mlops release --stage "$MLOPS_STAGE"',
+        "Release/Release production": 'diabetes-mlops release --stage "$MLOPS_STAGE"',
     }
     for path, verb in verbs.items():
         scripts = [entry["script"] for entry in stage(result, path)["steps"] if entry["step"] == "sh"]
@@ -70,7 +67,7 @@ def test_other_branches_and_pull_requests_run_build_only(branch: str) -> None:
     assert running(result) == BUILD_ONLY
     assert {tuple(c["stage"][:1]) for c in result["commands"]} == {("Build",), ("post:cleanup",)}
     assert result["triggers"] == [{"name": "cron", "spec": ""}]
-    assert stage(result, "Release/Package")["skipped"] == "when"
+    assert stage(result, "Release/Release QA")["skipped"] == "when"
 
 
 def test_force_retrain_on_a_branch_trains_and_evaluates_but_registers_and_releases_nothing() -> None:

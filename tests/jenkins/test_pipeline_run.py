@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -156,9 +157,10 @@ def assert_junit_passed(path: Path) -> int:
     return tests
 
 
-def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_path: Path) -> None:
+def test_local_main_builds_release_keep_the_champion_and_roll_back(tmp_path: Path) -> None:
     """Build 1 runs every stage and leaves production answering; build 2 keeps the champion and skips Release;
-    build 3, nightly, reports no drift and finds no retrain due, so it trains nothing."""
+    build 3, nightly, reports no drift and finds no retrain due, so it trains nothing; builds 4 and 5 release
+    better models through both Release stages; `rollback` twice then serves versions 2 and 1."""
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     commit = copy_repository(workspace)
@@ -182,7 +184,7 @@ def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_pa
     try:
         first = agent.build(1)
         assert first.plan["result"] == "SUCCESS" and first.plan["description"] is None
-        assert "Release/Smoke test production" in running(first.plan)
+        assert "Release/Release production" in running(first.plan)
         assert first.exit_codes["Retrain/Evaluate#1"] == first.exit_codes["Retrain/Register#1"] == 0
         assert len(first.exit_codes) == len(first.plan["commands"])
 
@@ -197,7 +199,13 @@ def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_pa
         [archive] = steps_named(first.plan, "archiveArtifacts")
         files = archived(workspace, archive["artifacts"])
         run_dir = ".mlops/runs/build-1"
-        for name in ["evaluation.json", "model_card.md", "registered.json", "deployment-production.json"]:
+        for name in [
+            "evaluation.json",
+            "model_card.md",
+            "registered.json",
+            "release-qa.json",
+            "release-production.json",
+        ]:
             assert f"{run_dir}/{name}" in files, name
         assert any(f.endswith(".png") for f in files)
         assert any(f.startswith(f"{run_dir}/bundle/") for f in files)
@@ -226,6 +234,24 @@ def test_a_local_main_build_releases_then_a_second_one_keeps_the_champion(tmp_pa
         run_dir_3 = workspace / ".mlops" / "runs" / "build-3"
         assert (run_dir_3 / "drift" / "drift.md").is_file()
         assert sorted(path.name for path in run_dir_3.iterdir()) == ["drift"]  # nothing trained
+
+        # Two better models, each released through Release QA and Release production; then rollback twice.
+        for build_number, alpha, version in [(4, "5", 2), (5, "20", 3)]:
+            agent.env["DIABETES_MLOPS_ALPHA"] = alpha
+            better = agent.build(build_number)
+            assert better.plan["result"] == "SUCCESS" and better.plan["description"] is None
+            assert better.exit_codes["Release/Release QA#1"] == better.exit_codes["Release/Release production#1"] == 0
+            released = json.loads((workspace / f".mlops/runs/build-{build_number}/release-production.json").read_text())
+            assert released["released"] and released["version"] == version
+            aliases = json.loads(agent.cli("--json", "models", "list").stdout)["aliases"]
+            assert aliases == {"champion": version, "production": version}
+        agent.env.pop("DIABETES_MLOPS_ALPHA")
+        for expected in (2, 1):
+            rolled = agent.cli("--json", "rollback")
+            assert rolled.returncode == 0 and json.loads(rolled.stdout)["version"] == expected, rolled.stderr
+            smoke = agent.cli("smoke-test", f"http://127.0.0.1:{production_port}", "--expect-version", str(expected))
+            assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+            assert json.loads(agent.cli("--json", "models", "list").stdout)["aliases"]["production"] == expected
     finally:
         if (workspace / ".venv" / "bin" / "diabetes-mlops").exists():
             agent.cli("undeploy", "qa")

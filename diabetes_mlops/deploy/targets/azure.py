@@ -1,0 +1,100 @@
+"""The Azure target: QA on Azure Container Instances, production on AKS, images in ACR deployed by digest."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from diabetes_mlops.deploy.targets.base import Endpoint, Published, check_environment
+from diabetes_mlops.errors import DeployError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from diabetes_mlops.config import Settings
+    from diabetes_mlops.registry import Registry
+
+
+class AzureTarget:
+    """Each environment is an Azure service; every client is built from settings and one Azure credential."""
+
+    name = "azure"
+
+    def __init__(self, settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._client_kwargs = client_kwargs  # e.g. an azure-core transport
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        from diabetes_mlops.azure.clients import default_credential
+
+        return self._credential or default_credential()
+
+    @cached_property
+    def _kube(self) -> Any:
+        from diabetes_mlops.azure.clients import container_service_client
+        from diabetes_mlops.deploy.aks import kube_client
+
+        client = container_service_client(self.settings, self.credential, **self._client_kwargs)
+        return kube_client(self.settings, client)
+
+    def _aci(self) -> Any:
+        from diabetes_mlops.azure.clients import container_instance_client
+
+        return container_instance_client(self.settings, self.credential, **self._client_kwargs)
+
+    def publish(self, registry: Registry, name: str, version: int, out_dir: Path) -> Published:
+        from diabetes_mlops.deploy.bundle import write_bundle
+        from diabetes_mlops.deploy.image import publish_image
+
+        bundle = write_bundle(registry, name, version, out_dir)
+        built = publish_image(self.settings, bundle, name, version, self.credential, **self._client_kwargs)
+        return Published(name, version, bundle, built.digest_ref)
+
+    def published(self, registry: Registry, name: str, version: int) -> Published | None:
+        from diabetes_mlops.deploy.image import image_by_digest
+
+        image = image_by_digest(self.settings, name, version, self.credential, **self._client_kwargs)
+        return Published(name, version, None, image) if image else None
+
+    def deploy(self, env: str, published: Published) -> Endpoint:
+        if not published.image or "@sha256:" not in published.image:
+            raise DeployError(f"{published.name}:{published.version} has no published image digest: publish it first")
+        if check_environment(env) == "qa":
+            from diabetes_mlops.azure.clients import container_registry_client
+            from diabetes_mlops.deploy.aci import deploy_aci, registry_credential
+
+            acr = None
+            if not self.settings.azure_aci_identity:
+                acr = container_registry_client(self.settings, self.credential, **self._client_kwargs)
+            pull = registry_credential(self.settings, acr)
+            return deploy_aci(self.settings, self._aci(), published, pull)
+        from diabetes_mlops.deploy.aks import deploy_aks
+
+        return deploy_aks(self.settings, self._kube, published)
+
+    def undeploy(self, env: str) -> bool:
+        if check_environment(env) == "qa":
+            from diabetes_mlops.deploy.aci import delete_aci
+
+            return delete_aci(self.settings, self._aci())
+        from diabetes_mlops.deploy.aks import delete_aks
+
+        return delete_aks(self.settings, self._kube)
+
+    def endpoint(self, env: str) -> Endpoint | None:
+        from dataclasses import replace
+
+        from diabetes_mlops.deploy.smoke import healthy
+
+        if check_environment(env) == "qa":
+            from diabetes_mlops.deploy.aci import aci_endpoint
+
+            found = aci_endpoint(self.settings, self._aci())
+        else:
+            from diabetes_mlops.deploy.aks import aks_endpoint
+
+            found = aks_endpoint(self.settings, self._kube)
+        return replace(found, healthy=healthy(found.url)) if found else None

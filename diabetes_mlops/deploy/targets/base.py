@@ -1,0 +1,88 @@
+"""What every deploy target offers: publish a version, serve it in an environment, say what is served.
+
+A target is a place where the scoring service runs (this machine, or Azure: ACI for QA and AKS for
+production). The release orchestrator (``deploy.release``) drives every target through this protocol alone,
+so the release, the smoke tests and the alias moves are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from diabetes_mlops.errors import DeployError
+
+if TYPE_CHECKING:
+    from diabetes_mlops.registry import Registry
+
+ENVIRONMENTS = ("qa", "production")
+TARGETS = ("local", "azure")
+
+
+def check_environment(env: str) -> str:
+    """``env`` when it is a deployment environment, else a DeployError naming the ones there are."""
+    if env not in ENVIRONMENTS:
+        raise DeployError(f"unknown environment {env!r}; environments are {', '.join(ENVIRONMENTS)}")
+    return env
+
+
+@dataclass(frozen=True)
+class Published:
+    """A model version made ready to deploy: its bundle and, where a target runs images, the image by digest."""
+
+    name: str
+    version: int
+    bundle: Path | None = None
+    image: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bundle": str(self.bundle) if self.bundle else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Published:
+        bundle = data.get("bundle")
+        return cls(data["name"], int(data["version"]), Path(bundle) if bundle else None, data.get("image"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What an environment serves, on any target: its URL, the model version, and the image where there is one."""
+
+    env: str
+    target: str
+    url: str
+    name: str
+    version: int
+    image: str | None = None
+    healthy: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class DeployTarget(Protocol):
+    """One place the scoring service runs; chosen by settings (``deploy_target``) or ``--target``."""
+
+    name: str
+
+    def publish(self, registry: Registry, name: str, version: int, out_dir: Path) -> Published:
+        """Write the version's bundle to ``out_dir`` and make it deployable (on Azure: build and push its image)."""
+        ...
+
+    def published(self, registry: Registry, name: str, version: int) -> Published | None:
+        """What was published for the version before (what a rollback serves again), or None."""
+        ...
+
+    def deploy(self, env: str, published: Published) -> Endpoint:
+        """Serve ``published`` in ``env``, replacing what ran there; return once it is up (not yet smoke-tested)."""
+        ...
+
+    def undeploy(self, env: str) -> bool:
+        """Stop and remove the deployment of ``env``; False when there was none."""
+        ...
+
+    def endpoint(self, env: str) -> Endpoint | None:
+        """What ``env`` serves now, with a live health check; None when nothing is deployed there."""
+        ...
