@@ -17,6 +17,7 @@ from diabetes_mlops.deploy.targets.base import Endpoint, Published
 from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
     from azure.mgmt.containerservice import ContainerServiceClient
     from kubernetes.client import ApiClient
 
@@ -27,11 +28,17 @@ KEY_SECRET = "diabetes-scoring-key"
 FIELD_MANAGER = "diabetes-mlops"
 APPLY = "application/apply-patch+yaml"
 MODEL_ANNOTATION = "diabetes-mlops/model"
+AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"  # Entra ID's application of every AKS API server
 PUBLIC_PORT = 80
 
 
-def kube_client(settings: Settings, client: ContainerServiceClient) -> ApiClient:
-    """A Kubernetes client from the cluster's user kubeconfig (the caller's Azure role decides what it may do)."""
+def kube_client(settings: Settings, client: ContainerServiceClient, credential: TokenCredential) -> ApiClient:
+    """A Kubernetes client from the cluster's user kubeconfig (the caller's Azure role decides what it may do).
+
+    An Entra ID cluster's kubeconfig logs in through ``kubelogin``, interactively by default, which would hold
+    a build until someone opens a browser: its user is replaced by a token for the AKS server application,
+    from the same Azure credential as every other call.
+    """
     import yaml
     from kubernetes import config
 
@@ -39,11 +46,19 @@ def kube_client(settings: Settings, client: ContainerServiceClient) -> ApiClient
     result = client.managed_clusters.list_cluster_user_credentials(group, require(settings, "azure_aks_cluster"))
     if not result.kubeconfigs:
         raise DeployError(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
-    return config.new_client_from_config_dict(yaml.safe_load(bytes(result.kubeconfigs[0].value)))
+    kubeconfig = yaml.safe_load(bytes(result.kubeconfigs[0].value))
+    for user in kubeconfig.get("users") or []:
+        if "exec" in (user.get("user") or {}):
+            user["user"] = {"token": credential.get_token(AKS_SERVER_SCOPE).token}
+    return config.new_client_from_config_dict(kubeconfig)
 
 
 def deployment_manifest(settings: Settings, published: Published) -> dict[str, Any]:
-    """Replicas, resources, probes, and a rolling update that never drops below the wanted replica count."""
+    """Resources, probes, and a rolling update that never drops below the running replica count.
+
+    No ``replicas``: the autoscaler owns that field (from ``azure_aks_replicas`` up), and applying it would
+    reset the count the autoscaler chose on every deployment.
+    """
     probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
     annotations = {MODEL_ANNOTATION: f"{published.name}:{published.version}"}
     return {
@@ -51,7 +66,6 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
         "kind": "Deployment",
         "metadata": {"name": APP, "labels": {"app": APP}, "annotations": annotations},
         "spec": {
-            "replicas": settings.azure_aks_replicas,
             "selector": {"matchLabels": {"app": APP}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
@@ -140,13 +154,16 @@ def served_model(api: ApiClient, namespace: str) -> tuple[str, int, str] | None:
 
 
 def apply(settings: Settings, api: ApiClient, published: Published) -> None:
-    """Namespace, key Secret, Deployment, Service and autoscaler, each by server-side apply."""
+    """Key Secret, Deployment, Service and autoscaler, each by server-side apply, in the existing namespace.
+
+    The namespace is created only when it is missing (which needs a cluster-wide role); a role bound in the
+    namespace alone is enough for every deployment after that.
+    """
     from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
+    from kubernetes.client.exceptions import ApiException
 
     ns = settings.azure_aks_namespace
     core = CoreV1Api(api)
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-    core.patch_namespace(ns, namespace, **_apply_options())
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -154,7 +171,13 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
         "type": "Opaque",
         "stringData": {"key": require(settings, "scoring_key")},
     }
-    core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
+    try:
+        core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
     AppsV1Api(api).patch_namespaced_deployment(APP, ns, deployment_manifest(settings, published), **_apply_options())
     core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
     AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(

@@ -24,9 +24,16 @@ KINDS = {
 
 
 class FakeKube:
-    """Objects by path; a Deployment rolls out after ``rollout_polls`` reads, a Service gets an IP after one."""
+    """Objects by path; a Deployment rolls out after ``rollout_polls`` reads, a Service gets an IP after one.
+
+    Namespaced objects need their namespace; with ``token`` set every request must carry it as a bearer token
+    (401 otherwise); with ``namespace_role`` the caller's role is bound in the namespaces only, so
+    cluster-scoped requests (namespaces) get 403, as RBAC answers.
+    """
 
     def __init__(self, rollout_polls: int = 2, lb_ip: str = "20.50.60.70") -> None:
+        self.token: str | None = None
+        self.namespace_role = False
         self.objects: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.rollout_polls = rollout_polls
@@ -40,11 +47,18 @@ class FakeKube:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def kubeconfig(self) -> str:
+    def kubeconfig(self, kubelogin: bool = False) -> str:
+        """A cluster user kubeconfig: a static token (local accounts) or, for Entra ID, kubelogin's device code."""
+        user = (
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n"
+            "      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n"
+            if kubelogin
+            else "    token: fake-user-token\n"
+        )
         return (
             "apiVersion: v1\nkind: Config\ncurrent-context: aks\n"
             f"clusters:\n- name: aks\n  cluster:\n    server: {self.url}\n"
-            "users:\n- name: clusterUser_rg_aks\n  user:\n    token: fake-user-token\n"
+            f"users:\n- name: clusterUser_rg_aks\n  user:\n{user}"
             "contexts:\n- name: aks\n  context:\n    cluster: aks\n    user: clusterUser_rg_aks\n"
         )
 
@@ -89,10 +103,24 @@ class FakeKube:
         self.requests.append(
             {"method": method, "path": path, "query": query, "content_type": headers.get("Content-Type"), "body": body}
         )
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        if self.namespace_role and path.startswith("/api/v1/namespaces") and path.count("/") <= 4:
+            return 403, _status(403, "Forbidden", f"namespaces is forbidden: {method} needs a cluster role")
         found = self._kind(path)
+        if method == "POST" and found is not None and found[1] == "Namespace" and found[3] is None:
+            name = body["metadata"]["name"]
+            path, found = f"{path}/{name}", ("v1", "Namespace", None, name)
+            if path in self.objects:
+                return 409, _status(409, "AlreadyExists", f'namespaces "{name}" already exists')
+            self.objects[path] = {**body, "metadata": {**body["metadata"], "uid": str(uuid.uuid4()), "selfLink": path}}
+            return 201, copy.deepcopy(self.objects[path])
         if found is None or found[3] is None:
             return 404, _not_found(path)
         api_version, kind, namespace, _ = found
+        if namespace and f"/api/v1/namespaces/{namespace}" not in self.objects:
+            return 404, _status(404, "NotFound", f'namespaces "{namespace}" not found')
         with self._lock:
             current = self.objects.get(path)
             if method == "GET":
@@ -105,6 +133,9 @@ class FakeKube:
                 if obj.get("kind") != kind or obj.get("apiVersion") != api_version:
                     return 400, _status(400, "BadRequest", f"body is {obj.get('kind')}, path is {kind}")
                 meta = obj.setdefault("metadata", {})
+                if kind == "Deployment" and "replicas" not in obj["spec"]:
+                    # defaulted to 1 on create; later kept as the manager that set it (the HPA) left it
+                    obj["spec"]["replicas"] = current["spec"]["replicas"] if current else 1
                 if current is None:
                     meta.update(uid=str(uuid.uuid4()), generation=1, resourceVersion="1")
                 else:
@@ -117,6 +148,7 @@ class FakeKube:
                     )
                     if kind == "Service":
                         obj["spec"]["clusterIP"] = current["spec"].get("clusterIP", "10.0.0.10")
+
                 meta.update(creationTimestamp="2026-01-01T00:00:00Z", selfLink=path)
                 if namespace:
                     meta["namespace"] = namespace

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 from fake_kube import FakeKube
 from fakes import FakeCredential, FakeTransport
 
@@ -48,18 +50,23 @@ def kube():
         yield server
 
 
-@pytest.fixture
-def api(settings, kube: FakeKube):
+def connect(settings, kube: FakeKube, credential: FakeCredential, kubelogin: bool = False):
+    """The kit's Kubernetes client for the cluster whose user kubeconfig ARM hands out."""
     arm = FakeTransport()
-    value = base64.b64encode(kube.kubeconfig().encode()).decode()
+    value = base64.b64encode(kube.kubeconfig(kubelogin).encode()).decode()
     credentials = {"kubeconfigs": [{"name": "clusterUser", "value": value}]}
     arm.on("POST", rf"{CLUSTER}/listClusterUserCredential", (200, credentials))
-    client = container_service_client(settings, FakeCredential(), transport=arm)
-    api = kube_client(settings, client)
+    client = container_service_client(settings, credential, transport=arm)
+    api = kube_client(settings, client, credential)
     (call,) = arm.calls
     assert call.method == "POST" and call.path == f"{CLUSTER}/listClusterUserCredential"
     assert call.api_version and call.api_version >= "2024-01-01"
     return api
+
+
+@pytest.fixture
+def api(settings, kube: FakeKube):
+    return connect(settings, kube, FakeCredential())
 
 
 def _applied(kube: FakeKube, path: str) -> list[dict[str, Any]]:
@@ -73,8 +80,15 @@ def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, ku
     assert (result.env, result.target, result.name, result.version, result.image) == (
         "production", "azure", "diabetes", 3, V3.image,
     )  # fmt: skip
-    order = [r["path"].rsplit("/", 2)[-2] for r in kube.requests if r["method"] == "PATCH"]
-    assert order == ["namespaces", "secrets", "deployments", "services", "horizontalpodautoscalers"]
+    order = [(r["method"], r["path"].rsplit("/", 2)[-2]) for r in kube.requests if r["method"] in ("PATCH", "POST")]
+    assert order == [  # the missing namespace is created once, then the Secret applied again
+        ("PATCH", "secrets"),
+        ("POST", "v1"),
+        ("PATCH", "secrets"),
+        ("PATCH", "deployments"),
+        ("PATCH", "services"),
+        ("PATCH", "horizontalpodautoscalers"),
+    ]
     for request in kube.requests:
         if request["method"] == "PATCH":
             assert request["content_type"] == "application/apply-patch+yaml"
@@ -82,7 +96,7 @@ def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, ku
 
     (deployment,) = _applied(kube, DEPLOYMENT)
     spec = deployment["body"]["spec"]
-    assert spec["replicas"] == 3
+    assert "replicas" not in spec  # the autoscaler's field
     assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     (container,) = spec["template"]["spec"]["containers"]
     assert container["image"] == V3.image
@@ -96,8 +110,8 @@ def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, ku
     assert key_env in container["env"]
     assert KEY not in str(deployment["body"])  # the key lives only in the Secret
 
-    (secret,) = _applied(kube, "/api/v1/namespaces/diabetes/secrets/diabetes-scoring-key")
-    assert secret["body"]["stringData"] == {"key": KEY}
+    refused, secret = _applied(kube, "/api/v1/namespaces/diabetes/secrets/diabetes-scoring-key")
+    assert refused["body"] == secret["body"] and secret["body"]["stringData"] == {"key": KEY}
     (service,) = _applied(kube, "/api/v1/namespaces/diabetes/services/diabetes-scoring")
     assert service["body"]["spec"]["type"] == "LoadBalancer"
     assert service["body"]["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
@@ -128,3 +142,36 @@ def test_a_rollout_that_does_not_finish_fails_the_deploy(settings, api, kube) ->
     with pytest.raises(DeployError, match="did not finish rolling out") as info:
         deploy_aks(quick, api, V3, poll_seconds=0.01)
     assert KEY not in str(info.value)
+
+
+def test_an_entra_id_cluster_is_reached_with_the_azure_credential_not_kubelogin(settings, kube) -> None:
+    """kubelogin's default login is a device code a build would wait on; the Azure credential's token is used."""
+
+    class PerScope(FakeCredential):
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            self.scopes.append(scopes)
+            return AccessToken(f"token-for-{scopes[0]}", int(time.time()) + 3600)
+
+    credential = PerScope()
+    api = connect(settings, kube, credential, kubelogin=True)
+    kube.token = "token-for-6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+    deploy_aks(settings, api, V3, poll_seconds=0)
+    assert kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == V3.image
+
+
+def test_a_role_bound_in_the_namespace_deploys_without_touching_namespaces(settings, kube, api) -> None:
+    kube.objects["/api/v1/namespaces/diabetes"] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "diabetes", "selfLink": "/api/v1/namespaces/diabetes"}}  # fmt: skip
+    kube.namespace_role = True
+    deploy_aks(settings, api, V3, poll_seconds=0)
+    deploy_aks(settings, api, V4, poll_seconds=0)
+    assert not [r for r in kube.requests if r["path"].startswith("/api/v1/namespaces") and r["path"].count("/") <= 4]
+    assert aks_endpoint(settings, api).version == 4
+
+
+def test_a_redeploy_keeps_the_replica_count_the_autoscaler_chose(settings, kube, api) -> None:
+    deploy_aks(settings, api, V3, poll_seconds=0)
+    kube.objects[DEPLOYMENT]["spec"]["replicas"] = 5  # the HPA scaled out under load
+    deploy_aks(settings, api, V4, poll_seconds=0)
+    assert kube.objects[DEPLOYMENT]["spec"]["replicas"] == 5
+    assert kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == V4.image

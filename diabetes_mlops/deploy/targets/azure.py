@@ -38,7 +38,7 @@ class AzureTarget:
         from diabetes_mlops.deploy.aks import kube_client
 
         client = container_service_client(self.settings, self.credential, **self._client_kwargs)
-        return kube_client(self.settings, client)
+        return kube_client(self.settings, client, self.credential)
 
     def _aci(self) -> Any:
         from diabetes_mlops.azure.clients import container_instance_client
