@@ -23,6 +23,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from the kit's defaults: settings the agent or the shell carries are not the test's."""
+    for name in [n for n in os.environ if n.startswith("DIABETES_MLOPS_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary home whose QA and production ports are free ones; local deployments stop at the end."""

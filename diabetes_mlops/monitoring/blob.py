@@ -1,11 +1,14 @@
 """Scoring logs on Azure Blob Storage, with a local spool that keeps every record through an outage.
 
-Each ``write`` becomes one block blob per hour it touches, ``<prefix>/YYYY/MM/DD/HH/<writer>-<seq>.jsonl``,
-named before it is sent: the batch is first written to the spool directory under that name, then uploaded
-with ``overwrite=True``, then removed from the spool. A retry after a lost response rewrites the same blob
-with the same bytes, so nothing is duplicated; batches leave the spool in the order they entered it, and
-the first failure stops the flush, so nothing overtakes an earlier batch. ``<writer>`` starts with the
-writer's start time, so blob names sort in writing order.
+Records are appended (and fsynced) to a batch file in the spool directory, one per hour they belong to,
+named for the block blob it becomes: ``<prefix>/YYYY/MM/DD/HH/<writer>-<seq>.jsonl``. A batch is closed and
+uploaded once it is ``upload_interval`` seconds old (a minute by default: tens of blobs an hour per writer,
+not one per 50 ms flush of the scoring log), when its hour is over, or at ``flush()`` (the scoring log's
+shutdown); it is uploaded with ``overwrite=True`` and then removed from the spool. A retry after a lost
+response rewrites the same blob with the same bytes, so nothing is duplicated; batches leave the spool in
+the order they were opened, and the first failure stops the flush, so nothing overtakes an earlier batch.
+``<writer>`` starts with the writer's start time, so blob names sort in writing order. Batches a crashed
+writer left behind are sent by the next writer on the same spool. Reading lists only the days asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PREFIX = "scoring"
 RETRY_AFTER_SECONDS = 30.0
+UPLOAD_INTERVAL_SECONDS = 60.0
 
 
 def _hour_path(time_text: str) -> str:
@@ -49,11 +53,14 @@ class BlobLogStore:
         spool_dir: Path,
         prefix: str = DEFAULT_PREFIX,
         retry_after: float = RETRY_AFTER_SECONDS,
+        upload_interval: float = UPLOAD_INTERVAL_SECONDS,
     ) -> None:
         self.container = container
         self.spool_dir = Path(spool_dir)
         self.prefix = prefix.strip("/")
         self.retry_after = retry_after
+        self.upload_interval = upload_interval
+        self._open: dict[str, tuple[Path, float]] = {}  # hour -> (batch file still filling, when it was opened)
         self.writer_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
         self._seq = 0
         self._lock = threading.Lock()
@@ -86,7 +93,7 @@ class BlobLogStore:
     # --- writing -------------------------------------------------------------------------------------
 
     def write(self, records: Iterable[dict[str, object]]) -> None:
-        """Spool the records (durably, in order), then send whatever the container will take now."""
+        """Append the records to their hours' batches (durably, in order); send the batches that are due."""
         by_hour: dict[str, list[bytes]] = {}
         for record in records:
             by_hour.setdefault(_hour_path(str(record["time"])), []).append(encode_record(record))
@@ -95,21 +102,28 @@ class BlobLogStore:
         with self._lock:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             for hour, lines in by_hour.items():
-                self._seq += 1
-                blob = f"{self.prefix}/{hour}/{self.writer_id}-{self._seq:08d}.jsonl"
-                self._spool(blob, b"".join(lines))
-        if time.monotonic() >= self._down_until:
-            self.flush()
+                if hour not in self._open:
+                    self._seq += 1
+                    blob = f"{self.prefix}/{hour}/{self.writer_id}-{self._seq:08d}.jsonl"
+                    # The file name keeps the blob name and sorts in opening order.
+                    path = self.spool_dir / f"{time.time_ns():020d}@{blob.replace('/', '~')}"
+                    self._open[hour] = (path, time.monotonic())
+                with open(self._open[hour][0], "ab") as fh:
+                    fh.write(b"".join(lines))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            due = len(self._open) > 1 or any(
+                time.monotonic() - opened >= self.upload_interval for _, opened in self._open.values()
+            )
+        if due and time.monotonic() >= self._down_until:
+            self._send(everything=False)
 
-    def _spool(self, blob: str, data: bytes) -> None:
-        # The file name keeps the blob name and sorts in writing order; a rename makes it appear whole.
-        name = f"{time.time_ns():020d}@{blob.replace('/', '~')}"
-        tmp = self.spool_dir / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.spool_dir / name)
+    def _close_batches(self, everything: bool) -> None:
+        """Stop filling the batches that are due (all with ``everything``): from now on they are only sent."""
+        newest = max(self._open, default="")
+        for hour, (_, opened) in list(self._open.items()):
+            if everything or hour < newest or time.monotonic() - opened >= self.upload_interval:
+                del self._open[hour]
 
     def pending(self) -> list[Path]:
         """Spooled batches not yet sent, oldest first."""
@@ -118,16 +132,24 @@ class BlobLogStore:
         return sorted(p for p in self.spool_dir.iterdir() if "@" in p.name and not p.name.startswith("."))
 
     def flush(self) -> int:
-        """Send spooled batches in order until one fails; the number still waiting."""
+        """Close every batch and send them all in order until one fails; the number still waiting."""
+        return self._send(everything=True)
+
+    def _send(self, everything: bool) -> int:
+        """Send the closed batches (all with ``everything``) in order until one fails; the number waiting."""
         from azure.core.exceptions import AzureError, ResourceExistsError
 
         with self._lock:
+            self._close_batches(everything)
+            filling = {path for path, _ in self._open.values()}
             try:
                 if not self._container_ready:
                     with contextlib.suppress(ResourceExistsError):  # another writer made it first
                         self.container.create_container()
                     self._container_ready = True
                 for path in self.pending():
+                    if path in filling:
+                        continue
                     blob = path.name.partition("@")[2].replace("~", "/")
                     self.container.upload_blob(blob, path.read_bytes(), overwrite=True)
                     path.unlink()
@@ -143,14 +165,15 @@ class BlobLogStore:
     # --- reading -------------------------------------------------------------------------------------
 
     def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]:
-        """Records in time order, those at or after ``since`` (UTC) when given; hour by hour."""
+        """Records in time order, those at or after ``since`` (UTC) when given; listing only the days from then."""
         floor = since.astimezone(UTC).isoformat() if since else ""
         floor_hour = since.astimezone(UTC).strftime("%Y/%m/%d/%H") if since else ""
         by_hour: dict[str, list[str]] = {}
-        for blob in self.container.list_blobs(name_starts_with=self.prefix + "/"):
-            hour = "/".join(blob.name.split("/")[-5:-1])
-            if hour >= floor_hour:
-                by_hour.setdefault(hour, []).append(blob.name)
+        for prefix in self._day_prefixes(since):
+            for blob in self.container.list_blobs(name_starts_with=prefix):
+                hour = "/".join(blob.name.split("/")[-5:-1])
+                if hour >= floor_hour:
+                    by_hour.setdefault(hour, []).append(blob.name)
         for hour in sorted(by_hour):
             records = []
             for name in sorted(by_hour[hour]):
@@ -160,3 +183,14 @@ class BlobLogStore:
             for record in records:
                 if str(record["time"]) >= floor:
                     yield record
+
+    def _day_prefixes(self, since: datetime | None) -> list[str]:
+        """``<prefix>/YYYY/MM/DD/`` for each day from ``since`` to tomorrow (clocks differ), or the whole prefix."""
+        if since is None:
+            return [self.prefix + "/"]
+        day, last = since.astimezone(UTC).date(), datetime.now(UTC).date() + timedelta(days=1)
+        prefixes = []
+        while day <= last:
+            prefixes.append(f"{self.prefix}/{day:%Y/%m/%d}/")
+            day += timedelta(days=1)
+        return prefixes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,9 @@ def test_records_are_partitioned_by_hour_and_read_back_in_order(container, tmp_p
     start = datetime(2026, 11, 26, 3, 58, tzinfo=UTC)
     records = [_record(start + timedelta(minutes=i), i) for i in range(4)]  # 03:58 .. 04:01
     store.write(records[:2])
-    store.write(records[2:])
+    store.write(records[2:])  # a new hour: the 03 batch is complete and goes
+    assert [b.name.rsplit("/", 1)[0] for b in container.list_blobs()] == ["scoring/2026/11/26/03"]
+    assert store.flush() == 0  # the scoring log's shutdown sends the batch still filling
 
     names = sorted(b.name for b in container.list_blobs())
     assert [n.rsplit("/", 1)[0] for n in names] == ["scoring/2026/11/26/03", "scoring/2026/11/26/04"]
@@ -43,6 +46,7 @@ def test_a_second_store_on_the_same_container_reads_what_the_first_wrote(contain
     writer = BlobLogStore(container, tmp_path / "a")
     moment = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
     writer.write([_record(moment, 1)])
+    writer.flush()
     reader = BlobLogStore(container, tmp_path / "b")
     assert [r["request_id"] for r in reader.read()] == ["req-0001"]
     assert reader.writer_id != writer.writer_id
@@ -57,7 +61,7 @@ def test_outage_spools_then_every_record_arrives_once_in_order(tmp_path: Path) -
         container = ContainerClient.from_connection_string(
             server.connection_string, f"logs{uuid.uuid4().hex[:8]}", retry_total=0, connection_timeout=2
         )
-        store = BlobLogStore(container, tmp_path / "spool", retry_after=0)
+        store = BlobLogStore(container, tmp_path / "spool", retry_after=0, upload_interval=0)
         moment = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
         before = [_record(moment + timedelta(seconds=i), i) for i in range(3)]
         store.write(before)
@@ -99,9 +103,42 @@ def test_spooled_batches_of_a_crashed_writer_are_sent_by_the_next_one(tmp_path: 
     moment = datetime(2026, 5, 6, 7, 0, tzinfo=UTC)
     first = BlobLogStore(dead, tmp_path / "spool")
     first.write([_record(moment, 1)])
-    first.write([_record(moment + timedelta(seconds=1), 2)])  # skipped flush: still inside retry_after
-    assert len(first.pending()) == 2
+    first.write([_record(moment + timedelta(seconds=1), 2)])  # the same batch: not a minute old yet
+    assert len(first.pending()) == 1  # then the process dies
 
     second = BlobLogStore(container, tmp_path / "spool")
     assert second.flush() == 0
     assert [r["request_id"] for r in second.read()] == ["req-0001", "req-0002"]
+
+
+def test_a_minute_of_scoring_is_one_blob_and_reading_a_day_lists_only_that_day(container, tmp_path: Path) -> None:
+    """The log writer flushes every 50 ms; Blob Storage gets one blob per batch interval, not one per flush."""
+    store = BlobLogStore(container, tmp_path / "spool", upload_interval=0.5)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for n in range(40):  # 40 flushes of the scoring log
+        store.write([_record(now + timedelta(milliseconds=n), n)])
+    assert list(container.list_blobs()) == []  # still filling
+    time.sleep(0.6)
+    store.write([_record(now + timedelta(seconds=1), 99)])  # the batch is now half a second old: it goes whole
+    assert len(list(container.list_blobs())) == 1
+    store.write([_record(now + timedelta(seconds=2), 100)])  # a new batch
+    assert store.flush() == 0
+    assert len(list(container.list_blobs())) == 2
+    old = BlobLogStore(container, tmp_path / "old", upload_interval=0)
+    old.write([_record(now - timedelta(days=30), 1000)])
+
+    listed: list[str] = []
+
+    class Listing:  # the real container, with each listing's prefix noted
+        def __getattr__(self, name: str) -> object:
+            return getattr(container, name)
+
+        def list_blobs(self, name_starts_with: str, **kwargs: object) -> object:
+            listed.append(name_starts_with)
+            return container.list_blobs(name_starts_with=name_starts_with, **kwargs)
+
+    reader = BlobLogStore(Listing(), tmp_path / "reader")  # type: ignore[arg-type]
+    got = [r["request_id"] for r in reader.read(since=now - timedelta(hours=1))]
+    assert got == [f"req-{n:04d}" for n in [*range(40), 99, 100]]
+    assert 2 <= len(listed) <= 3 and all(p.startswith("scoring/20") and p.count("/") == 4 for p in listed)
+    assert len(list(reader.read())) == 43  # everything, the old day too
