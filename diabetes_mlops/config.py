@@ -76,6 +76,9 @@ class Settings:
     azure_storage_account_url: str | None = None
     azure_storage_connection_string: str | None = field(default=None, repr=False)
     azure_storage_container: str = "scoring-logs"
+    azure_appinsights_connection_string: str | None = field(default=None, repr=False)
+    azure_identity_client_id: str | None = None
+    azure_aks_service_account: str | None = None
 
     def __post_init__(self) -> None:
         checks = {

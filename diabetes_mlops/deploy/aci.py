@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
-from diabetes_mlops.deploy.targets.base import Endpoint, Published
+from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
 from diabetes_mlops.errors import ConfigError, DeployError
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ def container_group(settings: Settings, published: Published, credential: ImageR
     """The group: one container, CPU and memory from settings, probes on /ready and /health, public port 8000."""
     from azure.mgmt.containerinstance import models as m
 
-    scoring_key = require(settings, "scoring_key")  # a public endpoint is never left open
     port = SERVICE_PORT
     probe = {"initial_delay_seconds": 5, "period_seconds": 10, "failure_threshold": 3, "timeout_seconds": 5}
     container = m.Container(
@@ -67,9 +66,11 @@ def container_group(settings: Settings, published: Published, credential: ImageR
             requests=m.ResourceRequests(cpu=settings.azure_aci_cpu, memory_in_gb=settings.azure_aci_memory_gb)
         ),
         ports=[m.ContainerPort(port=SERVICE_PORT, protocol="TCP")],
-        environment_variables=[
-            m.EnvironmentVariable(name="PORT", value=str(SERVICE_PORT)),
-            m.EnvironmentVariable(name="DIABETES_MLOPS_SCORING_KEY", secure_value=scoring_key),
+        environment_variables=[  # ACI never returns a secure value
+            m.EnvironmentVariable(name=v.name, secure_value=v.value)
+            if v.secret
+            else m.EnvironmentVariable(name=v.name, value=v.value)
+            for v in container_environment(settings, SERVICE_PORT)
         ],
         readiness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/ready", port=port, scheme="http"), **probe),
         liveness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/health", port=port, scheme="http"), **probe),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
-from diabetes_mlops.deploy.targets.base import Endpoint, Published
+from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
 from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
 APP = "diabetes-scoring"
-KEY_SECRET = "diabetes-scoring-key"
+SECRET = "diabetes-scoring-secrets"  # the container's secret variables, each under its own name
 FIELD_MANAGER = "diabetes-mlops"
 APPLY = "application/apply-patch+yaml"
 MODEL_ANNOTATION = "diabetes-mlops/model"
@@ -61,6 +61,17 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
     """
     probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
     annotations = {MODEL_ANNOTATION: f"{published.name}:{published.version}"}
+    env = [
+        {"name": v.name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": v.name}}}
+        if v.secret
+        else {"name": v.name, "value": v.value}
+        for v in container_environment(settings, SERVICE_PORT)
+    ]
+    pod: dict[str, Any] = {}
+    labels = {"app": APP}
+    if settings.azure_aks_service_account:  # workload identity: the pod's Azure SDKs get the account's identity
+        pod["serviceAccountName"] = settings.azure_aks_service_account
+        labels["azure.workload.identity/use"] = "true"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -69,20 +80,15 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
             "selector": {"matchLabels": {"app": APP}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": {"app": APP}},
+                "metadata": {"labels": labels},
                 "spec": {
+                    **pod,
                     "containers": [
                         {
                             "name": "scoring",
                             "image": published.image,
                             "ports": [{"name": "http", "containerPort": SERVICE_PORT}],
-                            "env": [
-                                {"name": "PORT", "value": str(SERVICE_PORT)},
-                                {
-                                    "name": "DIABETES_MLOPS_SCORING_KEY",
-                                    "valueFrom": {"secretKeyRef": {"name": KEY_SECRET, "key": "key"}},
-                                },
-                            ],
+                            "env": env,
                             "resources": {
                                 "requests": {"cpu": settings.azure_aks_cpu, "memory": settings.azure_aks_memory},
                                 "limits": {"memory": settings.azure_aks_memory},
@@ -90,7 +96,7 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
                             "readinessProbe": probe,
                             "livenessProbe": {**probe, "httpGet": {"path": "/health", "port": "http"}},
                         }
-                    ]
+                    ],
                 },
             },
         },
@@ -154,7 +160,7 @@ def served_model(api: ApiClient, namespace: str) -> tuple[str, int, str] | None:
 
 
 def apply(settings: Settings, api: ApiClient, published: Published) -> None:
-    """Key Secret, Deployment, Service and autoscaler, each by server-side apply, in the existing namespace.
+    """Secret, Deployment, Service and autoscaler, each by server-side apply, in the existing namespace.
 
     The namespace is created only when it is missing (which needs a cluster-wide role); a role bound in the
     namespace alone is enough for every deployment after that.
@@ -167,17 +173,17 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": KEY_SECRET},
+        "metadata": {"name": SECRET},
         "type": "Opaque",
-        "stringData": {"key": require(settings, "scoring_key")},
+        "stringData": {v.name: v.value for v in container_environment(settings, SERVICE_PORT) if v.secret},
     }
     try:
-        core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
+        core.patch_namespaced_secret(SECRET, ns, secret, **_apply_options())
     except ApiException as exc:
         if exc.status != 404:
             raise
         core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        core.patch_namespaced_secret(KEY_SECRET, ns, secret, **_apply_options())
+        core.patch_namespaced_secret(SECRET, ns, secret, **_apply_options())
     AppsV1Api(api).patch_namespaced_deployment(APP, ns, deployment_manifest(settings, published), **_apply_options())
     core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
     AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(

@@ -200,3 +200,25 @@ def test_missing_settings_name_the_environment_variable(tmp_path: Path) -> None:
     keyed = load_settings(home=tmp_path, scoring_key="k")
     with pytest.raises(ConfigError, match=r"'azure_location'.*DIABETES_MLOPS_AZURE_LOCATION"):
         container_group(keyed, V3, cred)
+
+
+def test_the_qa_container_logs_to_blob_and_reports_to_app_insights(settings, aci, clients) -> None:
+    client, registry = clients
+    blob = "DefaultEndpointsProtocol=https;AccountName=logs;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
+    wiring = {
+        "azure_storage_connection_string": blob,
+        "azure_appinsights_connection_string": "InstrumentationKey=ik-2",
+        "azure_identity_client_id": "cid-7",
+    }
+    wired = load_settings(**{**settings.__dict__, **wiring})
+    deploy_aci(wired, client, V3, registry_credential(wired, registry), polling_interval=0)
+    (put,) = aci.transport.find("PUT", rf"{GROUPS}/diabetes-qa")
+    env = put.body["properties"]["containers"][0]["properties"]["environmentVariables"]
+    by_name = {e["name"]: e for e in env}
+    assert by_name["DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING"]["secureValue"].startswith("DefaultEndpoints")
+    assert by_name["APPLICATIONINSIGHTS_CONNECTION_STRING"] == {
+        "name": "APPLICATIONINSIGHTS_CONNECTION_STRING", "secureValue": "InstrumentationKey=ik-2"}  # fmt: skip
+    assert by_name["DIABETES_MLOPS_AZURE_STORAGE_CONTAINER"]["value"] == "scoring-logs"
+    assert by_name["AZURE_CLIENT_ID"]["value"] == "cid-7"
+    stored = aci.groups["diabetes-qa"]["properties"]["containers"][0]["properties"]["environmentVariables"]
+    assert "c2VjcmV0" not in str(stored) and "ik-2" not in str(stored)  # ACI never returns secure values

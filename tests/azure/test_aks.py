@@ -105,13 +105,13 @@ def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, ku
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"memory": "768Mi"}}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    key_ref = {"secretKeyRef": {"name": "diabetes-scoring-key", "key": "key"}}
+    key_ref = {"secretKeyRef": {"name": "diabetes-scoring-secrets", "key": "DIABETES_MLOPS_SCORING_KEY"}}
     key_env = {"name": "DIABETES_MLOPS_SCORING_KEY", "valueFrom": key_ref}
     assert key_env in container["env"]
     assert KEY not in str(deployment["body"])  # the key lives only in the Secret
 
-    refused, secret = _applied(kube, "/api/v1/namespaces/diabetes/secrets/diabetes-scoring-key")
-    assert refused["body"] == secret["body"] and secret["body"]["stringData"] == {"key": KEY}
+    refused, secret = _applied(kube, "/api/v1/namespaces/diabetes/secrets/diabetes-scoring-secrets")
+    assert refused["body"] == secret["body"] and secret["body"]["stringData"] == {"DIABETES_MLOPS_SCORING_KEY": KEY}
     (service,) = _applied(kube, "/api/v1/namespaces/diabetes/services/diabetes-scoring")
     assert service["body"]["spec"]["type"] == "LoadBalancer"
     assert service["body"]["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
@@ -175,3 +175,25 @@ def test_a_redeploy_keeps_the_replica_count_the_autoscaler_chose(settings, kube,
     deploy_aks(settings, api, V4, poll_seconds=0)
     assert kube.objects[DEPLOYMENT]["spec"]["replicas"] == 5
     assert kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == V4.image
+
+
+def test_production_pods_log_to_blob_report_to_app_insights_and_run_as_the_workload_identity(settings, kube, api):
+    """Without these the scoring log stays in the pod (lost on restart, unseen by drift) and telemetry goes nowhere."""
+    wired = load_settings(**{**settings.__dict__, "azure_storage_account_url": "https://logs.blob.core.windows.net",
+        "azure_appinsights_connection_string": "InstrumentationKey=ik-1;IngestionEndpoint=https://in.example/",
+        "azure_identity_client_id": "11111111-2222-3333-4444-555555555555",
+        "azure_aks_service_account": "diabetes-scoring"})  # fmt: skip
+    deploy_aks(wired, api, V3, poll_seconds=0)
+    pod = kube.objects[DEPLOYMENT]["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "diabetes-scoring"
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    env = {
+        e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"]["key"] for e in pod["spec"]["containers"][0]["env"]
+    }
+    assert env["DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL"] == "https://logs.blob.core.windows.net"
+    assert env["DIABETES_MLOPS_AZURE_STORAGE_CONTAINER"] == "scoring-logs"
+    assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "APPLICATIONINSIGHTS_CONNECTION_STRING"  # from the Secret
+    assert env["AZURE_CLIENT_ID"] == "11111111-2222-3333-4444-555555555555"
+    secret = kube.objects["/api/v1/namespaces/diabetes/secrets/diabetes-scoring-secrets"]
+    assert set(secret["data"]) == {"DIABETES_MLOPS_SCORING_KEY", "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    assert "ik-1" not in str(kube.objects[DEPLOYMENT])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
+    from diabetes_mlops.config import Settings
     from diabetes_mlops.registry import Registry
 
 ENVIRONMENTS = ("qa", "production")
@@ -25,6 +26,40 @@ def check_environment(env: str) -> str:
     if env not in ENVIRONMENTS:
         raise DeployError(f"unknown environment {env!r}; environments are {', '.join(ENVIRONMENTS)}")
     return env
+
+
+@dataclass(frozen=True)
+class ContainerVariable:
+    """One environment variable of a scoring container; a secret one is passed as a secret, never in clear."""
+
+    name: str
+    value: str
+    secret: bool = False
+
+
+def container_environment(settings: Settings, port: int) -> list[ContainerVariable]:
+    """What a scoring container needs to serve and to report: key, Blob log store, Application Insights, identity.
+
+    Without the Blob and Application Insights settings a container's scoring log would stay inside it (lost on
+    restart, unseen by drift) and its telemetry would go nowhere.
+    """
+    from diabetes_mlops.azure.clients import require
+
+    wanted = [
+        ("PORT", str(port), False),
+        ("DIABETES_MLOPS_SCORING_KEY", require(settings, "scoring_key"), True),  # never an open public endpoint
+        ("DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL", settings.azure_storage_account_url, False),
+        ("DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING", settings.azure_storage_connection_string, True),
+        ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", settings.azure_storage_container, False),
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", settings.azure_appinsights_connection_string, True),
+        ("AZURE_CLIENT_ID", settings.azure_identity_client_id, False),  # which managed identity Azure SDKs use
+    ]
+    logs_to_blob = bool(settings.azure_storage_account_url or settings.azure_storage_connection_string)
+    return [
+        ContainerVariable(name, value, secret)
+        for name, value, secret in wanted
+        if value and (logs_to_blob or name != "DIABETES_MLOPS_AZURE_STORAGE_CONTAINER")
+    ]
 
 
 @dataclass(frozen=True)
