@@ -22,7 +22,8 @@ from diabetes_mlops.files import write_atomic
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
-    from diabetes_mlops.registry import Registry, VersionRef
+    from diabetes_mlops.registry import Registry
+    from diabetes_mlops.registry.base import VersionRef
 
 STAGES = ("qa", "production", "all")
 PRODUCTION = "production"
