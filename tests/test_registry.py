@@ -176,3 +176,30 @@ def test_the_registry_refuses_pickle_style_untrusted_types(tmp_path: Path) -> No
     metadata_path.write_text(json.dumps(metadata))
     with pytest.raises(IntegrityError, match="not trusted"):
         registry.load(NAME, entry.version)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".x", "../x", ".."])
+def test_a_model_name_that_is_not_one_directory_is_refused(tmp_path: Path, name: str) -> None:
+    registry = LocalRegistry(tmp_path / "registry")
+    with pytest.raises(RegistryError, match="invalid model name"):
+        registry.register(name, fitted(), {})
+    with pytest.raises(RegistryError, match="invalid model name"):
+        registry.list_versions(name)
+    assert not (tmp_path / "x").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_promotions_back_to_an_earlier_version_roll_back_through_each_move(tmp_path: Path) -> None:
+    """Promotions 1, 2, 1: the previous version is 2, then 1; `previous` names what a rollback moves to."""
+    registry = LocalRegistry(tmp_path)
+    for alpha in (1.0, 2.0):
+        registry.register(NAME, fitted(alpha), {})
+    assert registry.previous(NAME, "production") is None
+    for version in (1, 2, 1):
+        registry.set_alias(NAME, "production", version)
+    assert registry.previous(NAME, "production") == 2
+    assert registry.rollback(NAME, "production").version == 2
+    assert registry.previous(NAME, "production") == 1
+    assert registry.rollback(NAME, "production").version == 1
+    assert registry.previous(NAME, "production") is None
+    with pytest.raises(RegistryError, match="no earlier version"):
+        registry.rollback(NAME, "production")

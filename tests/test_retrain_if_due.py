@@ -112,3 +112,28 @@ def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
     evaluate_step(settings, registry, later)
     after = retrain_due(settings, registry)
     assert not after.due and "handled by run build-2" in after.reasons[0]
+
+
+def test_a_run_trained_but_never_evaluated_does_not_count_as_tried(settings: Settings, tmp_path: Path) -> None:
+    """New data stays due while the only run on it stopped after training (an evaluation decides, not a train)."""
+    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data
+
+    retrain(settings)
+    batch = load_builtin().sample(40, random_state=2)
+    batch["s3"] += 0.5
+    batch.to_csv(tmp_path / "b.csv", index=False)
+    ingest_file(settings, tmp_path / "b.csv")
+    run_dir = new_run_dir(settings)
+    train_step(settings, training_data(settings), run_dir)
+    assert (run_dir / "train.json").is_file() and not (run_dir / "evaluation.json").exists()
+    due = retrain_due(settings, open_registry(settings))
+    assert due.due and any("differs from champion version 1" in r for r in due.reasons)
+
+
+def test_a_damaged_drift_verdict_is_a_clear_error(settings: Settings, cli: Callable[..., object]) -> None:
+    retrain(settings)
+    settings.drift_dir.mkdir(parents=True, exist_ok=True)
+    (settings.drift_dir / "last.json").write_text('{"status": "dri')  # cut off mid-write by a full disk
+    done = cli("retrain", "--if-due")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "last.json: not a drift verdict" in done.stderr and len(done.stderr.strip().splitlines()) == 1
