@@ -228,3 +228,38 @@ def test_malformed_logged_rows_are_an_error_not_a_report(settings: Settings) -> 
     LocalLogStore(settings.logs_dir).write([{**record, "inputs": [[1.0, 2.0, 3.0]], "predictions": [1.0]}])
     with pytest.raises(MlopsError, match="do not have 10 values"):
         read_logged_rows(LocalLogStore(settings.logs_dir), None)
+
+
+def test_a_column_drifts_only_when_psi_and_ks_agree() -> None:
+    """A large sample with a trivial shift is KS-significant but small in PSI; a small noisy one the reverse."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0.0, 1.0, 20_000)
+    trivial = compare_column("x", reference, rng.normal(0.08, 1.0, 20_000), THRESHOLDS)
+    assert trivial.ks_pvalue < THRESHOLDS.ks_pvalue and trivial.psi < THRESHOLDS.psi and not trivial.drifted
+    lumpy = np.repeat(rng.normal(0.0, 1.0, 4), 3)  # 12 values, 4 distinct: bins fill unevenly
+    noisy = compare_column("x", reference, lumpy, THRESHOLDS)
+    assert noisy.psi >= THRESHOLDS.psi and noisy.ks_pvalue >= THRESHOLDS.ks_pvalue and not noisy.drifted
+    both = compare_column("x", reference, rng.normal(1.0, 1.0, 2_000), THRESHOLDS)
+    assert both.psi >= THRESHOLDS.psi and both.ks_pvalue < THRESHOLDS.ks_pvalue and both.drifted
+
+
+def test_no_logs_at_all_is_too_few_rows(champion: Settings, tmp_path: Path) -> None:
+    report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
+    assert report.status == STATUS_TOO_FEW and report.n_rows == 0 and report.columns == []
+
+
+def test_exactly_the_minimum_rows_runs_the_tests(champion: Settings, tmp_path: Path) -> None:
+    rows = builtin_features(champion.drift_min_rows, seed=11)
+    log_rows(champion, rows)
+    report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
+    assert report.n_rows == champion.drift_min_rows and report.status != STATUS_TOO_FEW
+    assert len(report.columns) >= len(FEATURES)
+
+
+def test_a_non_numeric_logged_value_is_an_error_not_a_dropped_chunk(settings: Settings) -> None:
+    record = {"request_id": "x", "time": "2026-01-01T00:00:00+00:00", "model_name": "diabetes", "model_version": 1}
+    good = {**record, "inputs": [[1.0] * 10], "predictions": [1.0]}
+    bad = {**record, "request_id": "y", "inputs": [[1.0] * 9 + ["high"]], "predictions": [1.0]}
+    LocalLogStore(settings.logs_dir).write([good, bad, good])
+    with pytest.raises(MlopsError, match="malformed inputs or predictions"):
+        read_logged_rows(LocalLogStore(settings.logs_dir), None)
