@@ -28,6 +28,13 @@ SERVING_REQUIREMENTS = (
     "starlette",
     "uvicorn[standard]",
 )
+# What a service in Azure also needs: the Blob log store, its managed identity, Application Insights.
+AZURE_SERVING_REQUIREMENTS = (
+    "azure-identity",
+    "azure-monitor-opentelemetry",
+    "azure-storage-blob",
+    "opentelemetry-instrumentation-asgi",
+)
 SERVICE_PORT = 8000
 SERVE_COMMAND = ["python", "-m", "diabetes_mlops", "serve", "--model-dir", "model"]
 MANIFEST = "bundle.json"
@@ -67,13 +74,17 @@ def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None
     return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
 
 
-def pinned_requirements() -> list[str]:
-    """The serving requirements pinned to the versions installed here, where the model was tested."""
-    return [f"{name}=={version(name.split('[')[0])}" for name in SERVING_REQUIREMENTS]
+def pinned_requirements(azure: bool = False) -> list[str]:
+    """The serving requirements (with ``azure``, those of a service in Azure too) pinned to the versions here."""
+    names = SERVING_REQUIREMENTS + (AZURE_SERVING_REQUIREMENTS if azure else ())
+    return [f"{name}=={version(name.split('[')[0])}" for name in names]
 
 
-def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path) -> Path:
-    """Write the build context of model ``name`` at ``ref`` into ``out_dir`` (replaced if it exists)."""
+def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, azure: bool = False) -> Path:
+    """Write the build context of model ``name`` at ``ref`` into ``out_dir`` (replaced if it exists).
+
+    With ``azure`` the image also carries the Azure SDKs its scoring log and telemetry use there.
+    """
     entry = registry.get(name, ref)
     source = registry.version_dir(name, entry.version)
     out_dir = Path(out_dir)
@@ -84,7 +95,7 @@ def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path) 
     package = Path(diabetes_mlops.__file__).parent
     shutil.copytree(package, out_dir / "diabetes_mlops", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out_dir / "score.py").write_text(ENTRY_SCRIPT)
-    (out_dir / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
+    (out_dir / "requirements.txt").write_text("\n".join(pinned_requirements(azure)) + "\n")
     (out_dir / "Dockerfile").write_text(DOCKERFILE.format(port=SERVICE_PORT, command=json.dumps(SERVE_COMMAND)))
     (out_dir / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
     manifest = {"model": entry.to_dict(), "package_version": diabetes_mlops.__version__, "port": SERVICE_PORT}

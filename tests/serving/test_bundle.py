@@ -55,6 +55,20 @@ def test_bundle_has_what_an_image_needs(bundle: Path) -> None:
     assert json.loads((bundle / "bundle.json").read_text())["model"]["version"] == 1
 
 
+def test_an_image_for_azure_carries_the_sdks_of_its_log_store_and_telemetry(bundle: Path, tmp_path: Path) -> None:
+    """Without them a container given the Blob or Application Insights settings could not start."""
+    settings = load_settings(home=tmp_path / "home")
+    version = register_model(settings)
+    registry = LocalRegistry(settings.registry_dir)
+    azure = write_bundle(registry, settings.model_name, version, tmp_path / "azure", azure=True)
+    pins = dict(line.split("==") for line in (azure / "requirements.txt").read_text().split())
+    for name in ("azure-identity", "azure-storage-blob", "azure-monitor-opentelemetry", "scikit-learn"):
+        assert pins[name], name
+    assert set((bundle / "requirements.txt").read_text().split()) < set(
+        (azure / "requirements.txt").read_text().split()
+    )
+
+
 @pytest.fixture(scope="module")
 def fresh_venv(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new virtual environment with nothing but the bundle's pinned requirements."""

@@ -49,7 +49,7 @@ class AzureTarget:
         from diabetes_mlops.deploy.bundle import write_bundle
         from diabetes_mlops.deploy.image import publish_image
 
-        bundle = write_bundle(registry, name, version, out_dir)
+        bundle = write_bundle(registry, name, version, out_dir, azure=True)
         built = publish_image(self.settings, bundle, name, version, self.credential, **self._client_kwargs)
         return Published(name, version, bundle, built.digest_ref)
 
