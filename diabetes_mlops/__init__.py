@@ -32,6 +32,7 @@ _API = {
     "open_target": "diabetes_mlops.deploy.targets",
     "training_data": "diabetes_mlops.pipelines",
     "open_registry": "diabetes_mlops.registry",
+    "model_listing": "diabetes_mlops.display",
     "deploy": "diabetes_mlops.deploy.local",
     "undeploy": "diabetes_mlops.deploy.local",
     "endpoints": "diabetes_mlops.deploy.local",

@@ -41,6 +41,8 @@ class Settings:
     drift_psi_threshold: float = 0.2
     drift_ks_pvalue: float = 0.01
     drift_min_rows: int = 100
+    tracking: bool = True
+    tracking_experiment: str = "diabetes-mlops"
     scoring_key: str | None = field(default=None, repr=False)
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None

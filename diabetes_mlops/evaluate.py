@@ -59,6 +59,16 @@ class Evaluation:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def __repr__(self) -> str:
+        from diabetes_mlops.display import evaluation_repr
+
+        return evaluation_repr(self)
+
+    def _repr_html_(self) -> str:
+        from diabetes_mlops.display import evaluation_html
+
+        return evaluation_html(self)
+
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Evaluation:
         return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type, dict-item]

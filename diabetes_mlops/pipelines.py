@@ -9,15 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diabetes_mlops import tracking
 from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
 from diabetes_mlops.errors import MlopsError
-from diabetes_mlops.evaluate import Evaluation
+from diabetes_mlops.evaluate import EVALUATION_FILE, Evaluation
 from diabetes_mlops.train import TrainResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from diabetes_mlops.config import Settings
+    from diabetes_mlops.display import ModelCard
     from diabetes_mlops.registry import ModelVersion, Registry
     from diabetes_mlops.schema import ValidationReport
     from diabetes_mlops.snapshots import Snapshot
@@ -99,6 +101,7 @@ def train_step(settings: Settings, frame: pd.DataFrame, run_dir: Path) -> TrainR
     sha256 = save_model(model, run_dir / MODEL_FILE)
     test.to_parquet(run_dir / TEST_SPLIT_FILE)
     (run_dir / TRAIN_FILE).write_text(json.dumps({**result.to_dict(), "sha256": sha256}, indent=2))
+    tracking.log_training(settings, run_dir, result)
     return result
 
 
@@ -132,8 +135,9 @@ def evaluate_step(settings: Settings, registry: Registry, run_dir: Path) -> Eval
         min_improvement=settings.min_improvement,
     )
     evaluation.save(run_dir)
-    write_plots(run_dir, challenger, champion, test)
-    write_model_card(run_dir, result, evaluation)
+    plots = write_plots(run_dir, challenger, champion, test)
+    card = write_model_card(run_dir, result, evaluation)
+    tracking.log_evaluation(settings, run_dir, evaluation, [run_dir / EVALUATION_FILE, card, *plots])
     return evaluation
 
 
@@ -158,10 +162,15 @@ def register_step(settings: Settings, registry: Registry, run_dir: Path) -> Mode
         "replaced": evaluation.champion_version,
         "run_id": run_dir.name,
         "library_versions": result.library_versions,
-        "tags": {"trained_by": "diabetes-mlops", "decision": evaluation.decision.reason},
+        "tags": {
+            "trained_by": "diabetes-mlops",
+            "decision": evaluation.decision.reason,
+            **tracking.registry_tags(run_dir),
+        },
     }
     entry = registry.register(settings.model_name, load_model(run_dir / MODEL_FILE, sha256), metadata)
     registry.set_alias(settings.model_name, "champion", entry.version)
+    tracking.log_registered(settings, run_dir, entry)
     marker.write_text(json.dumps({"name": entry.name, "version": entry.version}))
     return entry
 
@@ -178,6 +187,23 @@ class RetrainOutcome:
     @property
     def kept_champion(self) -> bool:
         return self.registered is None
+
+    @property
+    def model_card(self) -> ModelCard:
+        from diabetes_mlops.display import ModelCard
+        from diabetes_mlops.report import MODEL_CARD
+
+        return ModelCard(self.run_dir / MODEL_CARD)
+
+    def __repr__(self) -> str:
+        from diabetes_mlops.display import retrain_repr
+
+        return retrain_repr(self)
+
+    def _repr_html_(self) -> str:
+        from diabetes_mlops.display import retrain_html
+
+        return retrain_html(self)
 
     def to_dict(self) -> dict[str, object]:
         return {

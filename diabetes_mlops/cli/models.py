@@ -20,20 +20,11 @@ def models() -> None:
 @reported
 def models_list(obj: Context, name: str | None) -> None:
     """Every version of a model with its metrics and aliases."""
-    name = name or obj.settings.model_name
-    registry = obj.registry()
-    versions = registry.list_versions(name)
-    aliases = registry.aliases(name)
-    by_version: dict[int, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    lines = [f"{'version':>7}  {'created':<29} {'r2':>7} {'mse':>10}  aliases"]
-    for v in versions:
-        tags = ",".join(sorted(by_version.get(v.version, [])))
-        lines.append(f"{v.version:>7}  {v.created:<29} {v.metrics['r2']:>7.4f} {v.metrics['mse']:>10.2f}  {tags}")
-    if not versions:
-        lines = [f"model {name!r} has no registered version"]
-    obj.emit({"name": name, "aliases": aliases, "versions": [v.to_dict() for v in versions]}, "\n".join(lines))
+    from diabetes_mlops.display import model_listing
+
+    listing = model_listing(obj.registry(), name or obj.settings.model_name)
+    data = {"name": listing.name, "aliases": listing.aliases, "versions": [v.to_dict() for v in listing.versions]}
+    obj.emit(data, listing.text())
 
 
 @models.command("show")

@@ -64,6 +64,17 @@ class ReleaseOutcome:
         data["published"] = self.published.to_dict() if self.published else None
         return {**data, "qa_url": self.qa_url, "production_url": self.production_url}
 
+    def __repr__(self) -> str:
+        from diabetes_mlops.display import release_repr
+
+        return release_repr(self.name, self.version, self.released, self.reason)
+
+    def _repr_html_(self) -> str:
+        from diabetes_mlops.display import release_html
+
+        urls = {"QA": self.qa_url, "production": self.production_url}
+        return release_html(self.name, self.version, self.released, self.reason, urls)
+
 
 def published_version(
     settings: Settings, registry: Registry, target: DeployTarget, name: str, version: int

@@ -275,6 +275,16 @@ class DriftReport:
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "drifted": self.drifted}
 
+    def __repr__(self) -> str:
+        from diabetes_mlops.display import drift_repr
+
+        return drift_repr(self)
+
+    def _repr_markdown_(self) -> str:
+        from diabetes_mlops.display import drift_markdown
+
+        return drift_markdown(self)
+
     def summary(self) -> str:
         """Human text: the verdict, then one line per column."""
         lines = [self.message, *(f"note: {n}" for n in self.notes)]

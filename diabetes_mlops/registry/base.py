@@ -36,6 +36,11 @@ class ModelVersion:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def __repr__(self) -> str:
+        from diabetes_mlops.display import version_repr
+
+        return version_repr(self)
+
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ModelVersion:
         return cls(**data)  # type: ignore[arg-type]
