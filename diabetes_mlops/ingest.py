@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diabetes_mlops import progress
 from diabetes_mlops.data import COLUMNS, FEATURES, TARGET
 from diabetes_mlops.errors import DataError
 
@@ -136,6 +137,7 @@ def _ingest(
     n_rejected = 0 if rejected is None else len(rejected)
     result = IngestResult(source, sha256, n_rows=len(batch) + n_rejected, warnings=list(warnings or []))
     batch = batch.reset_index(drop=True)
+    progress.update(f"validating {len(batch)} rows")
     reasons, distribution = _row_reasons(batch.loc[:, list(COLUMNS)], source) if len(batch) else ({}, [])
     result.warnings += distribution
     bad = sorted(reasons)
@@ -145,6 +147,7 @@ def _ingest(
     valid = batch.drop(index=bad).loc[:, list(COLUMNS)].astype("float64")
     result.n_valid = len(valid)
     result.n_quarantined = sum(len(q) for q in quarantined)
+    progress.update("looking for rows already in the dataset")
     base = training_data(settings)
     seen = set(_row_hashes(base).tolist())
     hashes = _row_hashes(valid)
@@ -162,6 +165,7 @@ def _ingest(
         **{k: v for k, v in result.to_dict().items() if k.startswith("n_")},
         "quarantine_file": str(result.quarantine_file) if result.quarantine_file else None,
     }
+    progress.update(f"writing a snapshot with {len(new_rows)} new rows" if len(new_rows) else "recording the batch")
     merged = merge_batches(base, new_rows) if len(new_rows) else None
     result.snapshot = commit(settings, record, merged)
     return result
@@ -183,6 +187,7 @@ def ingest_file(settings: Settings, path: Path) -> IngestResult:
     from diabetes_mlops.snapshots import ingested_batch, lock
 
     path = Path(path)
+    progress.update(f"reading {path.name}")
     frame = read_table(path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -247,5 +252,6 @@ def ingest_labels(settings: Settings, path: Path, sink: LogSink | None = None) -
     with lock(settings):
         if ingested_batch(settings, sha256) is not None:
             return IngestResult(str(path), sha256, n_rows=len(labels), already_ingested=True)
+        progress.update("joining the labels with the logged requests")
         joined, rejected = join_labels(labels, sink if sink is not None else open_log_sink(settings))
         return _ingest(settings, joined, source=str(path), sha256=sha256, rejected=rejected)

@@ -1,7 +1,8 @@
 """Progress of long work, on stderr: a live line on a terminal, one line per step in a log, else nothing.
 
 Library code wraps a long wait or a multi-step job in ``task(label)`` and reports with ``update`` (a new
-step or status) and ``advance`` (units done of ``total``). Nothing is printed until a program turns
+step or status) and ``advance`` (units done), which go to the innermost task open, so a helper deep in a
+job reports its step without being handed the task. Nothing is printed until a program turns
 progress on with ``configure``: the CLI does, except under ``--json``, so the Python API and machine
 output stay quiet. On a terminal the task's line is redrawn in place (at most ten times a second); in a
 log such as Jenkins' console, where a redrawn line would pile up, each step or status gets one line.
@@ -18,6 +19,7 @@ from typing import TextIO
 REDRAW_SECONDS = 0.1
 _CLEAR = "\r\x1b[K"
 _stream: TextIO | None = None
+_open: list[Task] = []
 
 
 def configure(enabled: bool, stream: TextIO | None = None) -> None:
@@ -81,9 +83,25 @@ class Task:
 def task(label: str, total: int | None = None) -> Iterator[Task]:
     """Report a long piece of work; its last line says whether it finished or failed, and how long it took."""
     current = Task(label, total, _stream)
+    _open.append(current)
     try:
         yield current
     except BaseException:
         current.finish(failed=True)
         raise
-    current.finish()
+    else:
+        current.finish()
+    finally:
+        _open.remove(current)
+
+
+def update(status: str) -> None:
+    """A new step or status of the innermost open task (nothing when no task is open)."""
+    if _open:
+        _open[-1].update(status)
+
+
+def advance(units: int = 1) -> None:
+    """``units`` more done in the innermost open task (nothing when no task is open)."""
+    if _open:
+        _open[-1].advance(units)

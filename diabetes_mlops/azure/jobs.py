@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import diabetes_mlops
+from diabetes_mlops import progress
 from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -97,17 +98,19 @@ def wait_for_job(
     """Poll the job's status until it ends; cancel it and raise JobFailed when it fails or runs out of time."""
     deadline = time.monotonic() + timeout
     last = None
-    while True:
-        raw = ml_client.jobs.get(name).status
-        status = str(getattr(raw, "value", raw))  # the SDK may hand back a str enum
-        if status != last and on_status is not None:
-            on_status(status)
-        last = status
-        if status == "Completed":
-            return status
-        if status in TERMINAL_STATUSES:
-            raise JobFailed(f"Azure ML job {name} ended {status}; its logs are in the studio")
-        if time.monotonic() >= deadline:
-            ml_client.jobs.begin_cancel(name)
-            raise JobFailed(f"Azure ML job {name} still {status} after {timeout:.0f} s: cancelled")
-        time.sleep(poll_seconds)
+    with progress.task(f"Azure ML job {name}"):
+        while True:
+            raw = ml_client.jobs.get(name).status
+            status = str(getattr(raw, "value", raw))  # the SDK may hand back a str enum
+            progress.update(status)
+            if status != last and on_status is not None:
+                on_status(status)
+            last = status
+            if status == "Completed":
+                return status
+            if status in TERMINAL_STATUSES:
+                raise JobFailed(f"Azure ML job {name} ended {status}; its logs are in the studio")
+            if time.monotonic() >= deadline:
+                ml_client.jobs.begin_cancel(name)
+                raise JobFailed(f"Azure ML job {name} still {status} after {timeout:.0f} s: cancelled")
+            time.sleep(poll_seconds)

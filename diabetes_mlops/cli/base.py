@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from diabetes_mlops import __version__, progress
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.errors import MlopsError
 
@@ -55,6 +56,7 @@ def reported(func: Callable[..., int | None]) -> Callable[..., None]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="diabetes-mlops", message="%(prog)s %(version)s")
 @click.option("--home", type=click.Path(path_type=Path), help="Home directory [env DIABETES_MLOPS_HOME; ./.mlops].")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="Settings file [mlops.toml].")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -65,6 +67,7 @@ def main(ctx: click.Context, home: Path | None, config_file: Path | None, as_jso
         settings = load_settings(config_file, home=home)
     except MlopsError as exc:
         raise click.UsageError(str(exc)) from exc
+    progress.configure(not as_json)
     ctx.obj = Context(settings, as_json)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from diabetes_mlops import progress
 from diabetes_mlops.cli.base import EXIT_DRIFT, Context, main, pass_context, reported
 
 
@@ -20,7 +21,8 @@ def drift(obj: Context, since: str, out_dir: Path | None) -> int:
     from diabetes_mlops.monitoring.sinks import open_log_sink
 
     start = parse_since(since)
-    report = drift_report(obj.settings, open_log_sink(obj.settings), obj.registry(), since=start, out_dir=out_dir)
+    with progress.task("drift report"):
+        report = drift_report(obj.settings, open_log_sink(obj.settings), obj.registry(), since=start, out_dir=out_dir)
     obj.emit(report.to_dict(), f"{report.summary()}\nreport: {Path(str(report.out_dir)) / 'drift.md'}")
     return EXIT_DRIFT if report.status == STATUS_DRIFT else 0
 
@@ -42,8 +44,9 @@ def ingest(obj: Context, path: Path | None, labels_path: Path | None) -> None:
 
     if (path is None) == (labels_path is None):
         raise click.UsageError("give either a batch FILE or --labels FILE")
-    if labels_path is not None:
-        result = ingest_labels(obj.settings, labels_path, open_log_sink(obj.settings))
-    else:
-        result = ingest_file(obj.settings, path)  # type: ignore[arg-type]
+    with progress.task(f"ingest {labels_path or path}"):
+        if labels_path is not None:
+            result = ingest_labels(obj.settings, labels_path, open_log_sink(obj.settings))
+        else:
+            result = ingest_file(obj.settings, path)  # type: ignore[arg-type]
     obj.emit(result.to_dict(), result.summary())

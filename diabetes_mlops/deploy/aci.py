@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
 from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
@@ -131,10 +132,13 @@ def deploy_aci(
     )
     body = container_group(settings, published, credential)
     try:
-        if _exists(client, group, name):
-            client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=timeout)
-        client.container_groups.begin_create_or_update(group, name, body, **poller_kwargs).result(timeout=timeout)
-        created = client.container_groups.get(group, name)
+        with progress.task(f"ACI group {name}"):
+            if _exists(client, group, name):
+                progress.update("deleting the old group")
+                client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=timeout)
+            progress.update("creating")
+            client.container_groups.begin_create_or_update(group, name, body, **poller_kwargs).result(timeout=timeout)
+            created = client.container_groups.get(group, name)
     except HttpResponseError as exc:  # the service's message says what it refused; it holds no secret
         raise DeployError(f"ACI group {name}: {exc.message}") from None
     endpoint = _endpoint(created)

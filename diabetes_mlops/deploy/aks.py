@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
 from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
@@ -196,20 +197,23 @@ def wait_for_rollout(api: ApiClient, namespace: str, timeout: float, poll_second
     from kubernetes.client import AppsV1Api
 
     deadline = time.monotonic() + timeout
-    while True:
-        found = AppsV1Api(api).read_namespaced_deployment(APP, namespace)
-        status, wanted = found.status, found.spec.replicas or 0
-        if (
-            status is not None
-            and (status.observed_generation or 0) >= (found.metadata.generation or 0)
-            and (status.updated_replicas or 0) == wanted
-            and (status.available_replicas or 0) == wanted
-            and (status.replicas or 0) == wanted  # old pods gone
-        ):
-            return
-        if time.monotonic() >= deadline:
-            raise DeployError(f"deployment {namespace}/{APP} did not finish rolling out in {timeout:.0f} s")
-        time.sleep(poll_seconds)
+    with progress.task(f"rollout of {namespace}/{APP}"):
+        while True:
+            found = AppsV1Api(api).read_namespaced_deployment(APP, namespace)
+            status, wanted = found.status, found.spec.replicas or 0
+            if status is not None:
+                progress.update(f"{status.available_replicas or 0}/{wanted} replicas available")
+            if (
+                status is not None
+                and (status.observed_generation or 0) >= (found.metadata.generation or 0)
+                and (status.updated_replicas or 0) == wanted
+                and (status.available_replicas or 0) == wanted
+                and (status.replicas or 0) == wanted  # old pods gone
+            ):
+                return
+            if time.monotonic() >= deadline:
+                raise DeployError(f"deployment {namespace}/{APP} did not finish rolling out in {timeout:.0f} s")
+            time.sleep(poll_seconds)
 
 
 def external_url(api: ApiClient, namespace: str, timeout: float, poll_seconds: float = 5.0) -> str:
@@ -217,16 +221,17 @@ def external_url(api: ApiClient, namespace: str, timeout: float, poll_seconds: f
     from kubernetes.client import CoreV1Api
 
     deadline = time.monotonic() + timeout
-    while True:
-        service = CoreV1Api(api).read_namespaced_service(APP, namespace)
-        ingress = (
-            service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
-        ) or []
-        if ingress and (ingress[0].ip or ingress[0].hostname):
-            return f"http://{ingress[0].ip or ingress[0].hostname}:{PUBLIC_PORT}"
-        if time.monotonic() >= deadline:
-            raise DeployError(f"service {namespace}/{APP} got no external address in {timeout:.0f} s")
-        time.sleep(poll_seconds)
+    with progress.task(f"external address of {namespace}/{APP}"):
+        while True:
+            service = CoreV1Api(api).read_namespaced_service(APP, namespace)
+            ingress = (
+                service.status.load_balancer.ingress if service.status and service.status.load_balancer else None
+            ) or []
+            if ingress and (ingress[0].ip or ingress[0].hostname):
+                return f"http://{ingress[0].ip or ingress[0].hostname}:{PUBLIC_PORT}"
+            if time.monotonic() >= deadline:
+                raise DeployError(f"service {namespace}/{APP} got no external address in {timeout:.0f} s")
+            time.sleep(poll_seconds)
 
 
 def deploy_aks(settings: Settings, api: ApiClient, published: Published, poll_seconds: float = 5.0) -> Endpoint:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.errors import MlopsError
 
@@ -144,14 +145,16 @@ def build_with_acr(
     run = client.registries.begin_schedule_run(group, registry, request, **poller_kwargs).result(timeout=timeout)
     deadline = time.monotonic() + timeout
     status, last = str(run.status), None
-    while status not in RUN_DONE:
-        if status != last and on_status is not None:
-            on_status(status)
-        last = status
-        if time.monotonic() >= deadline:
-            raise ImageBuildFailed(f"ACR run {run.run_id} still {status} after {timeout:.0f} s")
-        time.sleep(poll_seconds)
-        status = str(client.runs.get(group, registry, run.run_id).status)
+    with progress.task(f"ACR build {run.run_id}"):
+        while status not in RUN_DONE:
+            progress.update(status)
+            if status != last and on_status is not None:
+                on_status(status)
+            last = status
+            if time.monotonic() >= deadline:
+                raise ImageBuildFailed(f"ACR run {run.run_id} still {status} after {timeout:.0f} s")
+            time.sleep(poll_seconds)
+            status = str(client.runs.get(group, registry, run.run_id).status)
     if on_status is not None:
         on_status(status)
     if status != "Succeeded":
