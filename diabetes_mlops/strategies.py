@@ -1,4 +1,4 @@
-"""hypothesis strategies for frames inside and outside the schema (needs the ``dev`` extra)."""
+"""hypothesis strategies for frames inside and outside the schema (needs the ``testing`` extra)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+except ImportError as exc:
+    raise ImportError(
+        "diabetes_mlops.strategies needs hypothesis: pip install 'diabetes-mlops[testing]'", name=exc.name
+    ) from exc
 
 from diabetes_mlops.data import COLUMNS, FEATURES
 from diabetes_mlops.schema import MIN_ROWS_FOR_DISTRIBUTION, ReferenceStats, reference_stats

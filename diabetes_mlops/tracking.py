@@ -157,9 +157,10 @@ def _log_files(client: MlflowClient, found: str, run_dir: Path, names: tuple[str
 
 def log_training(settings: Settings, run_dir: Path, result: TrainResult) -> str | None:
     """Start the run: parameters, test metrics, data fingerprint, git commit, training files; its id."""
-    from mlflow.entities import Metric, Param, RunTag
 
     def log(client: MlflowClient, found: str) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
         params = {**result.params, "n_train": result.n_train, "n_test": result.n_test}
         tags = {
             "model_name": result.model_name,
@@ -182,9 +183,10 @@ def log_training(settings: Settings, run_dir: Path, result: TrainResult) -> str 
 
 def log_evaluation(settings: Settings, run_dir: Path, evaluation: Evaluation, files: list[Path]) -> str | None:
     """Add the evaluation: both models' metrics, the decision and its reason, the card and plots as artifacts."""
-    from mlflow.entities import Metric, RunTag
 
     def log(client: MlflowClient, found: str) -> None:
+        from mlflow.entities import Metric, RunTag
+
         metrics = {f"challenger_{k}": v for k, v in evaluation.challenger.items()}
         metrics |= {f"champion_{k}": v for k, v in (evaluation.champion or {}).items()}
         metrics["promoted"] = float(evaluation.decision.promote)

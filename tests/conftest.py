@@ -14,6 +14,8 @@ import pytest
 from diabetes_mlops.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+# A tracked training imports MLflow (seconds) and creates its store: the tests of tracking turn it on.
+os.environ["DIABETES_MLOPS_TRACKING"] = "false"
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import sys
 CHECK = """
 import json, sys
 import {module}
-heavy = ("azure", "sklearn", "pandas", "pandera", "kubernetes")
+heavy = ("azure", "sklearn", "pandas", "pandera", "kubernetes", "mlflow", "hypothesis")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
 
