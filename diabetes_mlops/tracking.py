@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,10 +47,13 @@ TRAINING_FILES = ("train.json", "validation.json")
 @cache
 def mlflow_installed() -> bool:
     """Whether MLflow can be imported (the ``tracking`` extra)."""
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return False
+    # MLflow imports tqdm.auto, which warns in a notebook without ipywidgets; no tqdm bar is drawn here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            return False
     return True
 
 

@@ -26,6 +26,9 @@ def test_the_stored_notebook_has_its_outputs() -> None:
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(cell.outputs for cell in code)
     assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    rendered = [o.data for cell in code for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+    inline = [d for d in rendered if "data:image/png;base64," in d.get("text/html", d.get("text/markdown", ""))]
+    assert len(inline) == 3  # the retrain, its model card and the drift report, each with its plots
 
 
 @pytest.mark.slow
@@ -35,6 +38,8 @@ def test_the_notebook_runs_clean_in_a_fresh_home(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("DIABETES_MLOPS_HOME", str(home))
     monkeypatch.setenv("DIABETES_MLOPS_QA_PORT", str(free_port()))
     monkeypatch.setenv("DIABETES_MLOPS_PRODUCTION_PORT", str(free_port()))
+    monkeypatch.setenv("DIABETES_MLOPS_TRACKING", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
     settings = load_settings(home=home)
@@ -43,11 +48,22 @@ def test_the_notebook_runs_clean_in_a_fresh_home(tmp_path: Path, monkeypatch: py
     finally:
         for env in ENVIRONMENTS:
             undeploy(settings, env)  # only if the notebook failed before its own clean-up
-    text = "\n".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-    )
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    text = "\n".join(output.get("text", "") or output.get("data", {}).get("text/plain", "") for output in outputs)
+    shown = {
+        cell.source.splitlines()[-1].split()[0]: cell.outputs[-1].get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    }
     assert "builtin: 442 rows, all checks passed" in text
     assert "registered version: 1" in text
+    assert shown["outcome"]["text/html"].startswith("<p><b>registered diabetes:1 as champion</b>")
+    assert shown["outcome"]["text/html"].count('<img src="data:image/png;base64,') == 3
+    assert shown["outcome.model_card"]["text/markdown"].count("](data:image/png;base64,") == 3
+    assert "MLflow run:" in text and "'model_card.md'" in text
+    assert "<th>challenger</th><th>champion</th>" in shown["again.evaluation"]["text/html"]
+    assert shown["released"]["text/html"].startswith("<p><b>diabetes:1 released</b>")
+    assert "![bmi](data:image/png;base64," in shown["report"]["text/markdown"]
     assert "all checks passed against" in text
     assert "drift in bmi over 600 logged rows" in text
     assert "already ingested (same sha256), nothing added" in text
