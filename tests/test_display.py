@@ -9,10 +9,12 @@ from pathlib import Path
 
 from diabetes_mlops.config import Settings
 from diabetes_mlops.data import FEATURES
+from diabetes_mlops.deploy.release import ReleaseOutcome
+from diabetes_mlops.deploy.targets import Endpoint
 from diabetes_mlops.display import model_listing
 from diabetes_mlops.monitoring.drift import drift_report
 from diabetes_mlops.monitoring.store import LocalLogStore
-from diabetes_mlops.pipelines import ReleaseOutcome, retrain
+from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry
 from diabetes_mlops.report import PLOTS
 from tests.test_drift import builtin_features, log_rows
@@ -96,12 +98,16 @@ def test_a_drift_report_shows_its_verdict_and_the_drifting_plot(settings: Settin
     assert repr(report).startswith("<DriftReport drift: drift in bmi") and len(repr(report)) < 200
 
 
-def test_a_release_says_what_it_did_and_where(tmp_path: Path) -> None:
-    done = ReleaseOutcome("diabetes", 2, True, "released", tmp_path, "http://127.0.0.1:1", "http://127.0.0.1:2")
+def test_a_release_says_what_it_did_and_where() -> None:
+    qa, production = (
+        Endpoint(env, "local", f"http://127.0.0.1:{port}", "diabetes", 2)
+        for env, port in [("qa", 1), ("production", 2)]
+    )
+    done = ReleaseOutcome("all", "local", "diabetes", 2, True, "released", None, qa, production)
     assert repr(done) == "<ReleaseOutcome diabetes:2 released: released>"
     page = Page(done._repr_html_())
     assert page.text[0] == "diabetes:2 released"
     assert page.rows == [["QA", "http://127.0.0.1:1"], ["production", "http://127.0.0.1:2"]]
-    nothing = ReleaseOutcome("diabetes", 2, False, "production already serves diabetes:2")
+    nothing = ReleaseOutcome("production", "local", "diabetes", 2, False, "production already serves diabetes:2")
     assert Page(nothing._repr_html_()).rows == []
     assert repr(nothing) == "<ReleaseOutcome diabetes:2 not released: production already serves diabetes:2>"
