@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from diabetes_mlops.cli.base import EXIT_FAILURE, Context, main, pass_context, reported, run_dir_option
+from diabetes_mlops.cli.base import Context, main, pass_context, reported, run_dir_option
 
 ENVIRONMENTS = click.Choice(["qa", "production"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,8 +74,10 @@ def smoke_test(obj: Context, url: str, key: str | None, expect_version: int | No
     from diabetes_mlops.deploy.smoke import smoke_test as run_smoke_test
 
     result = run_smoke_test(url, key, expect_version, timeout)
-    obj.emit(result.to_dict(), f"smoke test {'passed' if result.ok else 'FAILED'}: {result.reason}")
-    return 0 if result.ok else EXIT_FAILURE
+    if not result.ok:
+        return obj.fail(result.to_dict(), f"smoke test FAILED: {result.reason}")
+    obj.emit(result.to_dict(), f"smoke test passed: {result.reason}")
+    return 0
 
 
 @main.command()
