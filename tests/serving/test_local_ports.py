@@ -20,9 +20,9 @@ import pytest
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.deploy.local import ENVIRONMENTS, deploy, elsewhere, endpoints, undeploy
 from diabetes_mlops.deploy.ports import PortInUse
+from diabetes_mlops.deploy.release import release
 from diabetes_mlops.deploy.smoke import smoke_test
 from diabetes_mlops.deploy.state import DeploymentState
-from diabetes_mlops.deploy.release import release
 from tests.conftest import free_port
 from tests.serving.conftest import register_model
 
