@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -85,8 +84,9 @@ def _is_loopback(host: str) -> bool:
 def _wait_until_ready(base: str, key: str | None, deadline: float) -> None:
     """Poll ``/ready`` with exponential back-off until it answers 200 or the deadline passes.
 
-    Waiting makes no sense in two cases, which fail at once: a host name that does not resolve, and a loopback
-    port nothing listens on (a local deployment holds its port from before its server starts).
+    A loopback port nothing listens on fails at once: a local deployment holds its port from before its server
+    starts, so nothing is starting there. Elsewhere a refusal or an unknown name may be a service (or its DNS
+    name) on its way up, and is waited for.
     """
     parts = urllib.parse.urlsplit(base)
     delay, last = 0.1, "no answer"
@@ -98,8 +98,6 @@ def _wait_until_ready(base: str, key: str | None, deadline: float) -> None:
             last = f"/ready answered {status}"
         except (OSError, urllib.error.URLError) as exc:
             reason = getattr(exc, "reason", exc)
-            if isinstance(reason, socket.gaierror):
-                raise _CheckFailed(f"cannot resolve the host {parts.hostname!r}") from None
             if isinstance(reason, ConnectionRefusedError) and _is_loopback(str(parts.hostname)):
                 raise _CheckFailed(
                     f"nothing listens on {parts.hostname}:{parts.port or 80} (connection refused); "
