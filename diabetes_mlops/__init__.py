@@ -1,12 +1,15 @@
 """diabetes-mlops: build, retrain, release and monitor a diabetes ridge regression, locally or on Azure.
 
 The names below load their module on first use, so ``import diabetes_mlops`` stays fast and never
-imports scikit-learn, pandas or the Azure SDKs by itself.
+imports scikit-learn, pandas or the Azure SDKs by itself. ``train`` and ``evaluate`` stay functions once
+their modules of the same name are imported (reach those modules with ``from diabetes_mlops.train import``).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -57,3 +60,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_API])
+
+
+class _Package(types.ModuleType):
+    """This package, whose public names are not replaced by the submodules that share them."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Importing ``diabetes_mlops.train`` sets the package attribute ``train`` to that module, which would
+        # hide the function; ``sys.modules`` still holds the module for ``from ... import``. Subpackages (``deploy``)
+        # keep their attribute, or ``import diabetes_mlops.deploy.local as m`` could not walk through it.
+        if name in _API and value is sys.modules.get(f"{__name__}.{name}") and not hasattr(value, "__path__"):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

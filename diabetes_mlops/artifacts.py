@@ -22,16 +22,21 @@ def save_model(model: Pipeline, path: Path) -> str:
     return sha256_file(path)
 
 
-def load_model(path: Path, sha256: str) -> Pipeline:
-    """Load a skops file after checking its sha256; types skops does not trust are refused."""
-    import skops.io as sio
-
+def verify_model(path: Path, sha256: str, use: str = "load") -> None:
+    """Raise IntegrityError unless the file at ``path`` has the recorded ``sha256``."""
     actual = sha256_file(path)
     if actual != sha256:
         raise IntegrityError(
             f"{path}: checksum mismatch (recorded {sha256[:12]}..., found {actual[:12]}...): "
-            "the model file was changed after it was registered; refusing to load it"
+            f"the model file was changed after it was registered; refusing to {use} it"
         )
+
+
+def load_model(path: Path, sha256: str) -> Pipeline:
+    """Load a skops file after checking its sha256; types skops does not trust are refused."""
+    import skops.io as sio
+
+    verify_model(path, sha256)
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:

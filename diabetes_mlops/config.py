@@ -112,7 +112,7 @@ class Settings:
         }
         for key, ok in checks.items():
             if not ok:
-                raise ConfigError(f"setting {key!r} has an invalid value: {getattr(self, key)!r}")
+                raise ConfigError(f"setting {key!r} has an invalid value: {getattr(self, key)!r}", key)
 
     @property
     def runs_dir(self) -> Path:
@@ -171,14 +171,17 @@ def _coerce(key: str, raw: object) -> object:
                 raise ValueError(raw)
             return value
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {raw!r}") from exc
-    raise ConfigError(f"setting {key!r} has an unsupported type")
+        raise ConfigError(f"setting {key!r} expects {getattr(hint, '__name__', hint)}, got {raw!r}", key) from exc
+    raise ConfigError(f"setting {key!r} has an unsupported type", key)
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
-    """Settings from defaults, ``mlops.toml`` (or ``config_file``), the environment, then ``overrides``."""
+    """Settings from defaults, ``mlops.toml`` (or ``config_file``), the environment, then ``overrides``.
+
+    A bad value is a ConfigError that starts with where it came from: the variable, the file or the argument.
+    """
     names = {f.name for f in dataclasses.fields(Settings)}
-    values: dict[str, object] = {}
+    raw_values: dict[str, tuple[object, str]] = {}
     path = config_file or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", CONFIG_FILE))
     if path.is_file():
         try:
@@ -188,14 +191,20 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         for key, raw in data.items():
             if key not in names:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
-            values[key] = _coerce(key, raw)
+            raw_values[key] = (raw, str(path))
     elif config_file is not None:
         raise ConfigError(f"config file {config_file} does not exist")
     for name in names:
-        raw = os.environ.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = _coerce(name, raw)
+        variable = ENV_PREFIX + name.upper()
+        if (raw := os.environ.get(variable)) is not None:
+            raw_values[name] = (raw, variable)
     for key, raw in overrides.items():
         if raw is not None:
-            values[key] = _coerce(key, raw)
-    return Settings(**values)  # type: ignore[arg-type]
+            raw_values[key] = (raw, f"argument {key}")
+    try:
+        return Settings(**{key: _coerce(key, raw) for key, (raw, _) in raw_values.items()})  # type: ignore[arg-type]
+    except ConfigError as exc:
+        origin = raw_values.get(exc.key or "", (None, None))[1]
+        if origin is None:
+            raise
+        raise ConfigError(f"{origin}: {exc}", exc.key) from exc

@@ -6,7 +6,11 @@ class MlopsError(Exception):
 
 
 class ConfigError(MlopsError):
-    """A setting is missing or has a bad value."""
+    """A setting is missing or has a bad value; ``key`` names the setting when one is to blame."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(MlopsError):

@@ -33,8 +33,8 @@ REGISTERED_FILE = "registered.json"
 class ValidationFailed(MlopsError):
     """The training data did not pass the schema; the report says where."""
 
-    def __init__(self, report: ValidationReport) -> None:
-        super().__init__(report.summary(limit=5))
+    def __init__(self, report: ValidationReport, path: Path) -> None:
+        super().__init__(f"{report.one_line()}; report: {path}")
         self.report = report
 
 
@@ -85,9 +85,10 @@ def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source
     from diabetes_mlops.schema import validate_frame
 
     report = validate_frame(frame, source=source)
-    (run_dir / VALIDATION_FILE).write_text(json.dumps(report.to_dict(), indent=2))
+    path = run_dir / VALIDATION_FILE
+    path.write_text(json.dumps(report.to_dict(), indent=2))
     if not report.ok:
-        raise ValidationFailed(report)
+        raise ValidationFailed(report, path)
     return report
 
 

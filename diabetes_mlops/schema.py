@@ -19,6 +19,9 @@ RANGE_MARGIN = 0.25
 MIN_ROWS_FOR_DISTRIBUTION = 50
 MEAN_TOLERANCE_STDS = 0.5
 STD_RATIO_BOUNDS = (0.5, 2.0)
+MISSING_COLUMN = "column_in_dataframe"
+# Failures about the file as a whole, whose value is the message that says it.
+FILE_CHECKS = ("readable_table", "known_columns")
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,14 @@ def _column(name: str, stats: ColumnStats) -> pa.Column:
     lo, hi = stats.bounds
     low_std, high_std = STD_RATIO_BOUNDS
 
+    # The distribution checks look at the finite values only: an infinity fails its own row's "finite" check,
+    # and would otherwise fail these too (and make numpy warn while computing them).
     def mean_near_reference(s: pd.Series) -> bool:
+        s = s[np.isfinite(s)]
         return len(s) < MIN_ROWS_FOR_DISTRIBUTION or abs(s.mean() - stats.mean) <= MEAN_TOLERANCE_STDS * stats.std
 
     def std_near_reference(s: pd.Series) -> bool:
+        s = s[np.isfinite(s)]
         return len(s) < MIN_ROWS_FOR_DISTRIBUTION or low_std * stats.std <= s.std() <= high_std * stats.std
 
     return pa.Column(
@@ -120,6 +127,10 @@ class Failure:
     value: object
 
     def describe(self) -> str:
+        if self.check in FILE_CHECKS:
+            return str(self.value)
+        if self.check == MISSING_COLUMN:
+            return f"no column {self.column} (check {MISSING_COLUMN})"
         where = f"row {self.row}" if self.row is not None else "table"
         column = f", column {self.column!r}" if self.column else ""
         value = "" if isinstance(self.value, bool) else f" (value {self.value!r})"
@@ -146,6 +157,22 @@ class ValidationReport:
             "n_failures": len(self.failures),
             "failures": [asdict(f) for f in self.failures],
         }
+
+    @property
+    def missing_columns(self) -> list[str]:
+        return [str(f.column) for f in self.failures if f.check == MISSING_COLUMN]
+
+    def one_line(self) -> str:
+        """What is wrong, in one line: the missing columns, or the first failed check and how many more."""
+        if self.ok:
+            return f"{self.source}: {self.n_rows} rows, all checks passed"
+        if self.missing_columns:
+            return f"{self.source}: no column {', '.join(self.missing_columns)}"
+        first = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        if first.check in FILE_CHECKS:
+            return f"{first.describe()}{more}"
+        return f"{self.source}: {self.n_rows} rows, {first.describe()}{more}"
 
     def summary(self, limit: int = 20) -> str:
         """Human text: one line per failure, at most ``limit`` of them."""

@@ -32,6 +32,16 @@ def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def runtime_dir(
+    hermetic_settings: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test its own index of running local deployments: tests never see (or stop) the user's."""
+    path = tmp_path_factory.mktemp("runtime")
+    monkeypatch.setenv("DIABETES_MLOPS_RUNTIME_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary home whose QA and production ports are free ones; local deployments stop at the end."""

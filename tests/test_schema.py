@@ -89,7 +89,7 @@ def _csv(frame: pd.DataFrame, path: Path) -> Path:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("missing_column", "column 'bmi': check column_in_dataframe"),
+        ("missing_column", "no column bmi (check column_in_dataframe)"),
         ("text_value", "row 3, column 'bp': check coerce_dtype('float64') failed (value 'high')"),
         ("nan_value", "row 1, column 's1': check not_nullable"),
         ("extra_column", "column 'notes': check column_in_schema"),

@@ -16,6 +16,7 @@ from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.errors import MlopsError
 
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_CHAMPION_KEPT = 3
 EXIT_DRIFT = 4
 
@@ -30,6 +31,13 @@ class Context:
     def emit(self, data: dict[str, Any], text: str) -> None:
         """Print ``data`` as JSON with --json, else ``text`` for a person."""
         click.echo(json.dumps(data, indent=2, default=str) if self.as_json else text)
+
+    def fail(self, data: dict[str, Any], line: str, details: str = "") -> int:
+        """Print ``data`` (--json) or ``details`` on stdout and ``line`` as the one error line; return exit 1."""
+        if self.as_json or details:
+            self.emit(data, details)
+        click.echo(f"error: {line}", err=True)
+        return EXIT_FAILURE
 
     def registry(self):
         from diabetes_mlops.registry import open_registry
@@ -48,7 +56,8 @@ def reported(func: Callable[..., int | None]) -> Callable[..., None]:
         try:
             code = func(*args, **kwargs)
         except MlopsError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # Exit 1 is one line on stderr, whatever the message was built from.
+            click.echo(f"error: {'; '.join(line.strip() for line in str(exc).splitlines() if line.strip())}", err=True)
             sys.exit(EXIT_FAILURE)
         sys.exit(code or 0)
 
@@ -66,7 +75,9 @@ def main(ctx: click.Context, home: Path | None, config_file: Path | None, as_jso
     try:
         settings = load_settings(config_file, home=home)
     except MlopsError as exc:
-        raise click.UsageError(str(exc)) from exc
+        # A settings error is not a misuse of the command line: one line, no usage banner, exit 2.
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EXIT_USAGE)
     progress.configure(not as_json)
     ctx.obj = Context(settings, as_json)
 

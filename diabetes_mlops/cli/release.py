@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from diabetes_mlops.cli.base import EXIT_FAILURE, Context, main, pass_context, reported, run_dir_option
+from diabetes_mlops.cli.base import Context, main, pass_context, reported, run_dir_option
 
 ENVIRONMENTS = click.Choice(["qa", "production"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,8 +35,10 @@ def _target_option(func: F) -> F:
 @main.command()
 @_model_option()
 @click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="A model directory instead.")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="DIABETES_MLOPS_HOST")
-@click.option("--port", type=int, default=8000, show_default=True, envvar="PORT")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="DIABETES_MLOPS_HOST", help="[env DIABETES_MLOPS_HOST]"
+)
+@click.option("--port", type=int, default=8000, show_default=True, envvar="PORT", help="[env PORT]")
 @click.option("--workers", type=int, help="Worker processes [settings: serve_workers].")
 @click.option("--fd", type=int, hidden=True, help="Serve on this inherited listening socket.")
 @click.option("--ready-file", type=click.Path(path_type=Path), hidden=True, help="Written once accepting.")
@@ -52,14 +54,22 @@ def serve(
     fd: int | None,
     ready_file: Path | None,
 ) -> None:
-    """Run the scoring service in the foreground until SIGTERM or Ctrl-C."""
+    """Run the scoring service in the foreground until SIGTERM or Ctrl-C; print its URL once it is ready."""
     from diabetes_mlops.registry import parse_model_ref
     from diabetes_mlops.serving.server import serve as run_server
 
+    served = str(model_dir)
     if model_dir is None:
         name, ref = parse_model_ref(model_ref, obj.settings.model_name)
-        model_dir = obj.registry().version_dir(name, ref)
-    run_server(obj.settings, model_dir, host, port, workers or obj.settings.serve_workers, fd, ready_file)
+        registry = obj.registry()
+        entry = registry.get(name, ref)
+        model_dir, served = registry.version_dir(name, entry.version), f"{entry.name}:{entry.version}"
+
+    def announce(url: str) -> None:
+        click.echo(f"serving {served} at {url} (Ctrl-C stops it)")
+
+    workers = workers or obj.settings.serve_workers
+    run_server(obj.settings, model_dir, host, port, workers, fd, ready_file, on_ready=announce)
 
 
 @main.command("smoke-test")
@@ -74,8 +84,10 @@ def smoke_test(obj: Context, url: str, key: str | None, expect_version: int | No
     from diabetes_mlops.deploy.smoke import smoke_test as run_smoke_test
 
     result = run_smoke_test(url, key, expect_version, timeout)
-    obj.emit(result.to_dict(), f"smoke test {'passed' if result.ok else 'FAILED'}: {result.reason}")
-    return 0 if result.ok else EXIT_FAILURE
+    if not result.ok:
+        return obj.fail(result.to_dict(), f"smoke test FAILED: {result.reason}")
+    obj.emit(result.to_dict(), f"smoke test passed: {result.reason}")
+    return 0
 
 
 @main.command()
@@ -128,16 +140,44 @@ def deploy(obj: Context, env: str, target: str | None, model_ref: str, port: int
 
 
 @main.command()
-@click.argument("env", type=ENVIRONMENTS)
+@click.argument("env", type=ENVIRONMENTS, required=False)
+@click.option("--all", "everything", is_flag=True, help="Stop every local deployment of this user, in any home.")
 @_target_option
 @pass_context
 @reported
-def undeploy(obj: Context, env: str, target: str | None) -> None:
-    """Stop and remove the deployment of ENV (Azure: the ACI group of QA, or production's AKS objects)."""
+def undeploy(obj: Context, env: str | None, everything: bool, target: str | None) -> None:
+    """Stop and remove the deployment of ENV (Azure: the ACI group of QA, or production's AKS objects).
+
+    With --all, stop every local deployment of this user, whatever its home.
+    """
     from diabetes_mlops.deploy.targets import open_target
 
-    stopped = open_target(obj.settings, target).undeploy(env)
-    obj.emit({"env": env, "stopped": stopped}, f"{env}: {'stopped' if stopped else 'nothing was running'}")
+    if everything:
+        from diabetes_mlops.deploy.local import undeploy_all
+
+        if env is not None:
+            raise click.UsageError("--all stops every local deployment: give no ENV")
+        entries = undeploy_all()
+        lines = [f"{e.env} of {e.home}: stopped" for e in entries]
+        obj.emit({"stopped": [asdict(e) for e in entries]}, "\n".join(lines) or "no local deployment runs")
+        return
+    if env is None:
+        raise click.UsageError("give ENV (qa or production), or --all")
+    deployer = open_target(obj.settings, target)
+    stopped = deployer.undeploy(env)
+    text = f"{env}: stopped" if stopped else f"{env}: nothing was running"
+    if not stopped and deployer.name == "local":
+        text = _nothing_here(obj, env)
+    obj.emit({"env": env, "stopped": stopped}, text)
+
+
+def _nothing_here(obj: Context, env: str) -> str:
+    """Say that nothing ran in this home, and where ``env`` runs in other homes, with how to stop it."""
+    from diabetes_mlops.deploy.runtime import running
+
+    lines = [f"{env}: nothing was running in {obj.settings.home.resolve()}"]
+    lines += [f"{e.env} of {e.home} runs at {e.url}; stop it: {e.stop_command()}" for e in running() if e.env == env]
+    return "\n".join(lines)
 
 
 @main.command()
@@ -145,14 +185,24 @@ def undeploy(obj: Context, env: str, target: str | None) -> None:
 @pass_context
 @reported
 def endpoints(obj: Context, target: str | None) -> None:
-    """What each environment serves, with URL, model version and health."""
+    """What each environment serves, with URL, model version and health; locally, other homes' too."""
+    from diabetes_mlops.deploy.local import elsewhere
     from diabetes_mlops.deploy.targets import ENVIRONMENTS as ENVS
     from diabetes_mlops.deploy.targets import open_target
 
     deployer = open_target(obj.settings, target)
     found = [e for e in (deployer.endpoint(env) for env in ENVS) if e is not None]
     lines = [f"{e.env:<11} {e.url:<24} {e.name}:{e.version}  {'healthy' if e.healthy else 'UNHEALTHY'}" for e in found]
-    obj.emit({"endpoints": [e.to_dict() for e in found]}, "\n".join(lines) or f"nothing is deployed ({deployer.name})")
+    others = elsewhere(obj.settings) if deployer.name == "local" else []
+    lines += [
+        f"{d.env:<11} {d.url:<24} {d.model_name}:{d.model_version}  {'healthy' if d.healthy else 'UNHEALTHY'}"
+        f"  (home {d.home})"
+        for d in others
+    ]
+    obj.emit(
+        {"endpoints": [e.to_dict() for e in found], "other_homes": [d.to_dict() for d in others]},
+        "\n".join(lines) or f"nothing is deployed ({deployer.name})",
+    )
 
 
 @main.command()

@@ -10,7 +10,6 @@ import click
 
 from diabetes_mlops.cli.base import (
     EXIT_CHAMPION_KEPT,
-    EXIT_FAILURE,
     Context,
     main,
     pass_context,
@@ -41,8 +40,10 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
     report_path = report_path or obj.settings.home / "validation.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.to_dict(), indent=2))
+    if not report.ok:
+        return obj.fail(report.to_dict(), f"{report.one_line()}; report: {report_path}", report.summary())
     obj.emit(report.to_dict(), f"{report.summary()}\nreport: {report_path}")
-    return 0 if report.ok else EXIT_FAILURE
+    return 0
 
 
 @main.command()

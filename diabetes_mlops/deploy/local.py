@@ -1,4 +1,8 @@
-"""Local deployments: a real scoring server per environment on 127.0.0.1, behind a supervisor process."""
+"""Local deployments: a real scoring server per environment on 127.0.0.1, behind a supervisor process.
+
+A deployment is recorded in its home (``<home>/deployments/<env>.json``) and, once it serves, in the
+per-user index of running deployments (``deploy/runtime.py``), through which any directory finds it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,11 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from diabetes_mlops.deploy import runtime
+from diabetes_mlops.deploy.ports import check_free
 from diabetes_mlops.deploy.state import DeploymentState, pid_alive
 from diabetes_mlops.deploy.targets.base import ENVIRONMENTS, check_environment
 from diabetes_mlops.errors import DeployError
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
 DEPLOY_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Deployment:
     model_version: int
     pid: int
     healthy: bool = True
+    home: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -39,10 +48,25 @@ def _state(settings: Settings, env: str) -> DeploymentState:
     return DeploymentState(settings.home, check_environment(env))
 
 
-def _start_supervisor(settings: Settings, state: DeploymentState, port: int) -> None:
+def _supervisor(current: dict[str, Any]) -> int | None:
+    """The pid of the supervisor a state names, if it runs."""
+    pid = current.get("supervisor_pid")
+    return pid if pid_alive(pid) else None
+
+
+def check_ports(settings: Settings, envs: tuple[str, ...] = ENVIRONMENTS) -> None:
+    """Raise PortInUse unless each environment's port is free or already held by this home's deployment there."""
+    for env in envs:
+        current = _state(settings, env).read()
+        port = settings.port_for(env)
+        if not (_supervisor(current) and current.get("port") == port):
+            check_free(port)
+
+
+def _start_supervisor(state: DeploymentState, port: int) -> subprocess.Popen[bytes]:
     state.dir.mkdir(parents=True, exist_ok=True)
     with open(state.log_path, "ab") as log:
-        subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "diabetes_mlops.deploy.supervisor",
              "--home", str(state.dir.parent), "--env", state.env, "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -50,62 +74,124 @@ def _start_supervisor(settings: Settings, state: DeploymentState, port: int) -> 
 
 
 def deploy(settings: Settings, env: str, name: str, version: int, port: int | None = None) -> Deployment:
-    """Serve ``name:version`` in ``env``; a running deployment is replaced without closing its port."""
+    """Serve ``name:version`` in ``env``; a running deployment is replaced without closing its port.
+
+    A port held by anything else fails at once, before anything starts. Moving to another port starts the new
+    deployment first and stops the old one only once the new one serves; if the new one fails, the old one
+    keeps serving.
+    """
     state = _state(settings, env)
     port = port or settings.port_for(env)
-    current = state.read()
-    if pid_alive(current.get("supervisor_pid")) and current.get("port") != port:
-        undeploy(settings, env)
-        current = {}
-    generation = int((current.get("desired") or {}).get("generation", 0)) + 1
-    state.update(desired={"name": name, "version": version, "generation": generation}, error=None)
-    if not pid_alive(current.get("supervisor_pid")):
-        state.update(active=None, supervisor_pid=None)
-        _start_supervisor(settings, state, port)
+    before = state.read()
+    old_pid = _supervisor(before)
+    replace_in_place = old_pid is not None and before.get("port") == port
+    if not replace_in_place:
+        check_free(port)
+    generation = int((before.get("desired") or {}).get("generation", 0)) + 1
+    state.update(desired={"name": name, "version": version, "generation": generation, "port": port}, error=None)
+    started = None
+    if not replace_in_place:
+        if old_pid is None:
+            state.update(active=None, supervisor_pid=None)
+        started = _start_supervisor(state, port)
+    try:
+        now = _wait_until_active(state, generation, started)
+    except DeployError as exc:
+        if started is not None:
+            _stop(started.pid)
+            started.poll()
+            # Back to what ran before: the old deployment's record, or none.
+            if old_pid is None:
+                state.remove()
+            else:
+                restored = {k: before.get(k) for k in ("desired", "active", "supervisor_pid", "port", "url")}
+                state.update(**restored, error=None)
+        raise DeployError(f"{env}: {name}:{version} did not start: {exc}") from None
+    if started is not None and old_pid is not None:
+        _stop(old_pid)
+        runtime.forget(before["port"], old_pid)
+    runtime.record(runtime.Entry(port, str(state.dir.parent), env, now["supervisor_pid"]))
+    return Deployment(env, now["url"], name, version, now["active"]["pid"], home=str(state.dir.parent))
+
+
+def _wait_until_active(
+    state: DeploymentState, generation: int, started: subprocess.Popen[bytes] | None
+) -> dict[str, Any]:
+    """The state once ``generation`` serves; DeployError with the reason as soon as it cannot."""
     deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         now = state.read()
         if (now.get("active") or {}).get("generation") == generation:
-            return Deployment(env, now["url"], name, version, now["active"]["pid"])
+            return now
         if (now.get("error") or {}).get("generation") == generation:
-            raise DeployError(f"{env}: {name}:{version} did not start: {now['error']['message']}")
-        if now.get("supervisor_pid") and not pid_alive(now["supervisor_pid"]):
-            raise DeployError(f"{env}: the deployment process exited; see {state.log_path}")
+            raise DeployError(now["error"]["message"])
+        supervisor_gone = started is not None and started.poll() is not None
+        if supervisor_gone or (now.get("supervisor_pid") and not pid_alive(now["supervisor_pid"])):
+            error = state.read().get("error") or {}
+            raise DeployError(error.get("message") or f"the deployment process exited; see {state.log_path}")
         time.sleep(0.1)
-    raise DeployError(f"{env}: {name}:{version} not ready after {DEPLOY_TIMEOUT_SECONDS:.0f} s; see {state.log_path}")
+    raise DeployError(f"not ready after {DEPLOY_TIMEOUT_SECONDS:.0f} s; see {state.log_path}")
+
+
+def _stop(pid: int) -> None:
+    """SIGTERM a supervisor (it stops its server) and wait until it is gone."""
+    if not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _undeploy_home(home: Path, env: str) -> bool:
+    state = DeploymentState(home, env)
+    current = state.read()
+    pid = _supervisor(current)
+    if pid is not None:
+        _stop(pid)
+        runtime.forget(current["port"], pid)
+    state.remove()
+    return pid is not None
 
 
 def undeploy(settings: Settings, env: str) -> bool:
-    """Stop the deployment of ``env``; False when nothing ran there."""
-    state = _state(settings, env)
-    pid = state.read().get("supervisor_pid")
-    running = pid_alive(pid)
-    if running:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    state.remove()
-    return running
+    """Stop the deployment of ``env`` in this home; False when nothing ran there."""
+    _state(settings, env)
+    return _undeploy_home(settings.home, env)
+
+
+def undeploy_all() -> list[runtime.Entry]:
+    """Stop every local deployment of this user, whatever its home; the ones that were stopped."""
+    stopped = runtime.running()
+    for entry in stopped:
+        _undeploy_home(Path(entry.home), entry.env)
+    return stopped
+
+
+def _deployment(home: Path, env: str) -> Deployment | None:
+    from diabetes_mlops.deploy.smoke import healthy
+
+    current = DeploymentState(home, env).read()
+    active = current.get("active")
+    if not (active and _supervisor(current)):
+        return None
+    url = current["url"]
+    return Deployment(env, url, active["name"], active["version"], active["pid"], healthy(url), str(home.resolve()))
 
 
 def endpoints(settings: Settings) -> list[Deployment]:
-    """The local deployments that run now, with a live health check of each."""
-    from diabetes_mlops.deploy.smoke import healthy
+    """The local deployments of this home that run now, with a live health check of each."""
+    return [d for env in ENVIRONMENTS if (d := _deployment(settings.home, env)) is not None]
 
-    found = []
-    for env in ENVIRONMENTS:
-        current = _state(settings, env).read()
-        active = current.get("active")
-        if active and pid_alive(current.get("supervisor_pid")):
-            found.append(
-                Deployment(
-                    env, current["url"], active["name"], active["version"], active["pid"], healthy(current["url"])
-                )
-            )
-    return found
+
+def elsewhere(settings: Settings) -> list[Deployment]:
+    """The local deployments of other homes that run now, from the per-user index of running deployments."""
+    here = settings.home.resolve()
+    found = (_deployment(Path(e.home), e.env) for e in runtime.running() if Path(e.home) != here)
+    return [d for d in found if d is not None]
 
 
 def running_version(settings: Settings, env: str) -> int | None:
-    """The model version ``env`` serves now, or None."""
-    return next((d.model_version for d in endpoints(settings) if d.env == env and d.healthy), None)
+    """The model version ``env`` of this home serves now, or None."""
+    deployment = _deployment(settings.home, env)
+    return deployment.model_version if deployment is not None and deployment.healthy else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 
@@ -57,8 +59,36 @@ def healthy(url: str) -> bool:
         return False
 
 
+def _checked_base(url: str) -> str:
+    """The service's base URL from ``url`` (a trailing ``/score`` dropped); _CheckFailed unless http(s)://HOST."""
+    text = url.strip()
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        example = f"http://{text}" if "://" not in text else "http://127.0.0.1:8000"
+        raise _CheckFailed(f"{url!r} is not a URL of a service: give http(s)://HOST[:PORT], for example {example}")
+    return text.rstrip("/").removesuffix("/score")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _wait_until_ready(base: str, key: str | None, deadline: float) -> None:
-    """Poll ``/ready`` with exponential back-off until it answers 200 or the deadline passes."""
+    """Poll ``/ready`` with exponential back-off until it answers 200 or the deadline passes.
+
+    A loopback port nothing listens on fails at once: a local deployment holds its port from before its server
+    starts, so nothing is starting there. Elsewhere a refusal or an unknown name may be a service (or its DNS
+    name) on its way up, and is waited for.
+    """
+    parts = urllib.parse.urlsplit(base)
     delay, last = 0.1, "no answer"
     while True:
         try:
@@ -67,7 +97,13 @@ def _wait_until_ready(base: str, key: str | None, deadline: float) -> None:
                 return
             last = f"/ready answered {status}"
         except (OSError, urllib.error.URLError) as exc:
-            last = f"cannot connect ({getattr(exc, 'reason', exc)})"
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ConnectionRefusedError) and _is_loopback(str(parts.hostname)):
+                raise _CheckFailed(
+                    f"nothing listens on {parts.hostname}:{parts.port or 80} (connection refused); "
+                    "`diabetes-mlops endpoints` lists the local deployments"
+                ) from None
+            last = f"cannot connect ({reason})"
         if time.monotonic() + delay > deadline:
             raise _CheckFailed(f"service not ready in time: {last}")
         time.sleep(delay)
@@ -106,13 +142,13 @@ def smoke_test(
     url: str, key: str | None = None, expect_version: int | None = None, timeout: float = 60.0
 ) -> SmokeResult:
     """Check a deployed service at ``url``; waits (bounded by ``timeout``) while it starts."""
-    base = url.rstrip("/").removesuffix("/score")
-    result = SmokeResult(base, ok=False, reason="")
+    result = SmokeResult(url, ok=False, reason="")
     try:
+        result.url = base = _checked_base(url)
         _checks(base, key, expect_version, result, time.monotonic() + timeout)
     except _CheckFailed as exc:
         result.reason = str(exc)
         return result
     result.ok = True
-    result.reason = f"all checks passed against {base}"
+    result.reason = f"all checks passed against {result.url}"
     return result

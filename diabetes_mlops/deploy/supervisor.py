@@ -4,6 +4,10 @@ One supervisor runs per environment. It binds the port once and hands the same s
 process it starts, so replacing a version never closes the port: the new server starts on the shared
 socket, the supervisor waits until it is ready, and only then stops the old one, whose queued
 connections the new one accepts. The deployer talks to it through the environment's state file.
+
+It binds before it records itself: when the port is taken it writes the reason as the desired
+generation's error and exits 1, so the deployer fails at once. It starts only versions desired on its own
+port; while a deployment moves to another port, the old supervisor keeps serving until it is stopped.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from diabetes_mlops.deploy.ports import PortInUse, listen
 from diabetes_mlops.deploy.state import DeploymentState
 
 POLL_SECONDS = 0.1
@@ -33,7 +37,7 @@ class Supervisor:
         self.port = port
         self.child: subprocess.Popen[bytes] | None = None
         self.stopping = False
-        self.listener = socket.create_server(("127.0.0.1", port), backlog=2048)
+        self.listener = listen("127.0.0.1", port)
         self.listener.set_inheritable(True)
 
     def _start(self, desired: dict[str, object]) -> subprocess.Popen[bytes] | None:
@@ -72,6 +76,7 @@ class Supervisor:
             child_died = self.child is not None and self.child.poll() is not None
             if (
                 desired
+                and desired.get("port", self.port) == self.port
                 and desired["generation"] != failed
                 and (desired["generation"] != active.get("generation") or child_died)
             ):
@@ -109,7 +114,15 @@ def main() -> None:
     parser.add_argument("--env", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    Supervisor(args.home, args.env, args.port).run()
+    try:
+        supervisor = Supervisor(args.home, args.env, args.port)
+    except PortInUse as exc:
+        state = DeploymentState(args.home, args.env)
+        generation = (state.read().get("desired") or {}).get("generation")
+        state.update(error={"generation": generation, "message": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    supervisor.run()
 
 
 if __name__ == "__main__":

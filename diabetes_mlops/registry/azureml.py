@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
-from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef
+from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -114,11 +114,11 @@ class AzureMLRegistry:
         if ref == "latest":
             entities = self._entities(name)
             if not entities:
-                raise RegistryError(f"model {name!r} has no registered version")
+                raise unresolved(name, ref)
             return int(entities[-1].version)
         aliases = self.aliases(name)
         if ref not in aliases:
-            raise RegistryError(f"model {name!r} has no {ref!r} alias yet")
+            raise unresolved(name, ref)
         return aliases[ref]
 
     def get(self, name: str, ref: VersionRef) -> ModelVersion:

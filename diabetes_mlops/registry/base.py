@@ -74,6 +74,19 @@ class Registry(Protocol):
         ...
 
 
+NEXT_STEP = {
+    "champion": "diabetes-mlops retrain",
+    "production": "diabetes-mlops release",
+    "latest": "diabetes-mlops retrain",
+}
+
+
+def unresolved(name: str, ref: str) -> RegistryError:
+    """The error for an alias (or ``latest``) that names no version yet, with the verb that sets it."""
+    what = "no registered version" if ref == "latest" else f"no {ref!r} alias yet"
+    return RegistryError(f"model {name!r} has {what}: run `{NEXT_STEP.get(ref, 'diabetes-mlops retrain')}` first")
+
+
 def parse_version_ref(text: str) -> VersionRef:
     """A version number, an alias, or ``latest``, from user input."""
     text = text.strip()

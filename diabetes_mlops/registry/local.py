@@ -24,7 +24,7 @@ from filelock import FileLock
 from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
 from diabetes_mlops.errors import RegistryError
 from diabetes_mlops.files import write_atomic
-from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef
+from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -109,11 +109,11 @@ class LocalRegistry:
         if ref == "latest":
             versions = self._versions(name)
             if not versions:
-                raise RegistryError(f"model {name!r} has no registered version")
+                raise unresolved(name, ref)
             return versions[-1]
         aliases = self.aliases(name)
         if ref not in aliases:
-            raise RegistryError(f"model {name!r} has no {ref!r} alias yet")
+            raise unresolved(name, ref)
         return aliases[ref]
 
     def get(self, name: str, ref: VersionRef) -> ModelVersion:

@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from diabetes_mlops.config import Settings, load_settings
+from diabetes_mlops.deploy.ports import listen
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.applications import Starlette
 
 MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
@@ -44,24 +47,39 @@ def serve(
     workers: int = 1,
     fd: int | None = None,
     ready_file: Path | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; then finish in-flight requests and flush the scoring log."""
+    """Serve until SIGTERM/SIGINT; then finish in-flight requests and flush the scoring log.
+
+    The port is bound before the model loads: a taken port is a PortInUse at once. ``on_ready`` gets the
+    service's URL once it accepts connections.
+    """
     options = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+    listener = socket.socket(fileno=fd) if fd is not None else listen(host, port)
+    url = "http://{}:{}".format(*listener.getsockname()[:2])
     if workers > 1:
+        # uvicorn's worker processes bind the port themselves: hand it back just before they do.
+        listener.close()
         os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
+        if on_ready is not None:
+            on_ready(url)
         uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port, workers=workers, **options)
         return
-    server = _ReadyFileServer(uvicorn.Config(build_app(settings, model_dir), host=host, port=port, **options))
+    server = _ReadyFileServer(uvicorn.Config(build_app(settings, model_dir), **options))
     server.ready_file = ready_file
-    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+    server.on_ready = None if on_ready is None else lambda: on_ready(url)
+    server.run(sockets=[listener])
 
 
 class _ReadyFileServer(uvicorn.Server):
-    """A uvicorn server that writes ``ready_file`` once it accepts connections."""
+    """A uvicorn server that writes ``ready_file`` and calls ``on_ready`` once it accepts connections."""
 
     ready_file: Path | None = None
+    on_ready: Callable[[], None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.ready_file is not None:
             self.ready_file.write_text(str(os.getpid()))
+        if self.started and self.on_ready is not None:
+            self.on_ready()

@@ -178,6 +178,8 @@ def test_local_main_builds_release_keep_the_champion_and_roll_back(tmp_path: Pat
             "tests/test_schema.py::test_feature_schema_accepts_scoring_input",
             "DIABETES_MLOPS_QA_PORT": str(qa_port),
             "DIABETES_MLOPS_PRODUCTION_PORT": str(production_port),
+            # the agent user's own index of running local deployments, not the one of whoever runs the tests
+            "DIABETES_MLOPS_RUNTIME_DIR": str(tmp_path / "runtime"),
         }
     )
     agent = Agent(workspace, env, commit)

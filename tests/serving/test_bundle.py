@@ -24,7 +24,7 @@ from diabetes_mlops.deploy.bundle import write_bundle
 from diabetes_mlops.deploy.smoke import REFERENCE_PAYLOAD, smoke_test
 from diabetes_mlops.registry.local import LocalRegistry
 from tests.conftest import REPO, free_port
-from tests.serving.conftest import register_model
+from tests.serving.conftest import register_model, wait_ready
 
 AZMLINFSRV = REPO / ".tools" / "azmlinfsrv" / "bin" / "azmlinfsrv"
 
@@ -97,6 +97,8 @@ def running(bundle: Path, fresh_venv: Path, tmp_path: Path) -> Iterator[str]:
         "PORT": str(port),
     }
     process = subprocess.Popen([str(fresh_venv / "bin" / "python"), *command[1:]], cwd=bundle, env=env)
+    # The smoke test fails at once on a loopback port nothing listens on yet: wait until the server answers.
+    wait_ready(f"http://127.0.0.1:{port}", process, timeout=120)
     yield f"http://127.0.0.1:{port}"
     process.send_signal(signal.SIGTERM)
     process.wait(30)

@@ -146,6 +146,4 @@ def test_smoke_test_cli_reports_the_failing_check(home: Path, cli: Callable[...,
     passed = cli("smoke-test", url, "--expect-version", str(version))
     assert passed.returncode == 0 and "smoke test passed" in passed.stdout
     wrong = cli("smoke-test", url, "--expect-version", "7")
-    assert wrong.returncode == 1 and "expected 7" in wrong.stdout
-    dead = cli("smoke-test", f"http://127.0.0.1:{free_port()}", "--timeout", "1")
-    assert dead.returncode == 1 and "not ready in time: cannot connect" in dead.stdout
+    assert wrong.returncode == 1 and "expected 7" in wrong.stderr

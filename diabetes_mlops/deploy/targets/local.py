@@ -24,6 +24,8 @@ class LocalTarget:
     def publish(self, registry: Registry, name: str, version: int, out_dir: Path) -> Published:
         from diabetes_mlops.deploy.bundle import write_bundle
 
+        # A release starts here: a port another home or program holds fails it before QA starts.
+        local.check_ports(self.settings)
         return Published(name, version, write_bundle(registry, name, version, out_dir))
 
     def published(self, registry: Registry, name: str, version: int) -> Published | None:
