@@ -41,11 +41,14 @@ def _state(settings: Settings, env: str) -> DeploymentState:
 
 def _start_supervisor(settings: Settings, state: DeploymentState, port: int) -> None:
     state.dir.mkdir(parents=True, exist_ok=True)
+    # Jenkins kills every process carrying the build's JENKINS_NODE_COOKIE (or BUILD_ID) when the build ends,
+    # new session or not: a deployment must outlive the build that made it.
+    env = {**os.environ, "JENKINS_NODE_COOKIE": "dontKillMe", "BUILD_ID": "dontKillMe"}
     with open(state.log_path, "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "diabetes_mlops.deploy.supervisor",
              "--home", str(state.dir.parent), "--env", state.env, "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
         )  # fmt: skip
 
 

@@ -51,7 +51,7 @@ def test_the_library_pipeline_takes_a_settings_map(tmp_path: Path) -> None:
     trunk = plan(path, branch="trunk", params={"TARGET": "local"})
     assert trunk["triggers"] == [{"name": "cron", "spec": "H 4 * * 1-5"}]
     assert trunk["options"][0] == {"name": "timeout", "args": {"time": 3, "unit": "HOURS"}}
-    [approval] = stage(trunk, "Release/Approve production")["steps"]
+    approval = stage(trunk, "Release/Approve production")["input"]
     assert approval["submitter"] == "release-managers"
     assert approval["within"] == ["timeout(time: 2, unit: 'HOURS')"]
     [unit] = [c for c in trunk["commands"] if c["id"] == "Build/Unit tests#1"]
@@ -156,7 +156,7 @@ pipeline {
 
 def _defaults(var: Path) -> list[str]:
     """The keys of the defaults map a var merges with StepConfig.merge."""
-    block = re.search(r"StepConfig\.merge\('\w+', \[(.*?)\n    \], config\)", var.read_text(), re.S)
+    block = re.search(r"StepConfig\.merge\(this, '\w+', \[(.*?)\n    \], config\)", var.read_text(), re.S)
     assert block is not None, var
     return re.findall(r"^\s+(\w+):", block.group(1), re.M)
 
