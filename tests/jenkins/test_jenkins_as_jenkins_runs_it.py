@@ -111,7 +111,7 @@ def test_every_stage_that_runs_commands_holds_the_pinned_agent_and_the_home_is_o
     assert {command["agent"]["label"] for command in result["commands"]} == {"mlops"}
     assert all("DIABETES_MLOPS_HOME" not in command["env"] for command in result["commands"])
     prelude = (LIBRARY / "resources/org/diabetesmlops/jenkins/prelude.sh").read_text()
-    assert "$HOME/.diabetes-mlops/$JOB_NAME" in prelude
+    assert 'DIABETES_MLOPS_HOME="${DIABETES_MLOPS_HOME:-$HOME/.diabetes-mlops/${JOB_NAME:-' in prelude
 
 
 # 5. credentials and untrusted code

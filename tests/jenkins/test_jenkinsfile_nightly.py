@@ -49,7 +49,7 @@ def test_retrain_not_due_keeps_the_build_green_and_skips_evaluate_register_and_r
     for path in ["Retrain/Evaluate", "Retrain/Register", "Release"]:
         assert stage(result, path)["skipped"] == "when", path
     assert all(stage(result, f"Release/{name}")["skipped"] == "when" for name in RELEASE_STAGES)
-    assert [c["id"] for c in result["commands"] if c["stage"][0] != "Build"] == [DRIFT, TRAIN_IF_DUE, "post:cleanup#1"]
+    assert [c["id"] for c in result["commands"] if c["stage"][0] != "Build"] == [DRIFT, TRAIN_IF_DUE]
 
 
 def test_drift_is_recorded_in_the_description_and_is_not_a_failure() -> None:

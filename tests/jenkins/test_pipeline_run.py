@@ -24,7 +24,7 @@ from jenkins_harness import BUILD_STAGES, ROOT, plan, running, steps_named
 PARAMS = {"TARGET": "local", "SKIP_APPROVAL": "true"}
 JOB = "diabetes-mlops/main"
 # what the agent's environment would not carry into a build
-DROPPED = ("DIABETES_MLOPS_", "PYTEST_", "COV_CORE_", "VIRTUAL_ENV", "PIP_", "COVERAGE_")
+DROPPED = ("DIABETES_MLOPS_", "PYTEST_", "COV_CORE_", "VIRTUAL_ENV", "PIP_", "COVERAGE_", "PYTHONPATH")
 
 
 def free_port() -> int:
