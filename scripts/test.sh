@@ -21,7 +21,7 @@ fi
 
 # The Groovy linter Jenkins users run (CodeNarc's Jenkinsfile rules); version 16 runs on Node 20 (18 needs Node 22).
 if [ ! -x .tools/groovy-lint/node_modules/.bin/npm-groovy-lint ]; then
-    npm install --silent --no-audit --no-fund --prefix .tools/groovy-lint npm-groovy-lint@16 >/dev/null
+    npm install --silent --no-audit --no-fund --prefix .tools/groovy-lint npm-groovy-lint@16.2.0 >/dev/null
 fi
 
 ruff check .
