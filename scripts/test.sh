@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need (Python packages, Debian's groovy, npm's azurite), lint, run every test.
+# Install everything the tests need (Python packages, Debian's groovy, npm's azurite and npm-groovy-lint), lint,
+# run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,14 @@ if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     npm install --silent --no-audit --no-fund --prefix .tools azurite@3.37.0 >/dev/null
 fi
 
+# The Groovy linter Jenkins users run (CodeNarc's Jenkinsfile rules); version 16 runs on Node 20 (18 needs Node 22).
+if [ ! -x .tools/groovy-lint/node_modules/.bin/npm-groovy-lint ]; then
+    npm install --silent --no-audit --no-fund --prefix .tools/groovy-lint npm-groovy-lint@16.2.0 >/dev/null
+fi
+
 ruff check .
 ruff format --check .
+# --noserver: without it a CodeNarc server stays running after the lint
+.tools/groovy-lint/node_modules/.bin/npm-groovy-lint --config recommended-jenkinsfile --noserver --failon error \
+    --loglevel error --output txt Jenkinsfile jenkins/vars jenkins/src
 python3 -m pytest "$@"

@@ -65,11 +65,14 @@ def check_ports(settings: Settings, envs: tuple[str, ...] = ENVIRONMENTS) -> Non
 
 def _start_supervisor(state: DeploymentState, port: int) -> subprocess.Popen[bytes]:
     state.dir.mkdir(parents=True, exist_ok=True)
+    # Jenkins kills every process carrying the build's JENKINS_NODE_COOKIE (or BUILD_ID) when the build ends,
+    # new session or not: a deployment must outlive the build that made it.
+    env = {**os.environ, "JENKINS_NODE_COOKIE": "dontKillMe", "BUILD_ID": "dontKillMe"}
     with open(state.log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "diabetes_mlops.deploy.supervisor",
              "--home", str(state.dir.parent), "--env", state.env, "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
         )  # fmt: skip
 
 

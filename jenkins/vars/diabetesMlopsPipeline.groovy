@@ -3,19 +3,21 @@ import org.diabetesmlops.jenkins.StepConfig
 /**
  * The whole diabetes-mlops pipeline, for a repository whose Jenkinsfile is just
  *     @Library('diabetes-mlops') _
- *     diabetesMlopsPipeline(approvalTimeoutHours: 4)
+ *     diabetesMlopsPipeline(approvalTimeoutHours: 4, agentLabel: 'mlops')
  * Build on every branch; Retrain and Release on the main branch (and nightly there, where Train reports drift
- * and trains only if a retrain is due); the champion kept by evaluate or register, or no retrain due, skips
- * Release. The same stages as the Jenkinsfile at the root of diabetes-mlops (a test keeps them identical).
- * Settings: diabetesMlopsPipeline.txt.
+ * and trains only if a retrain is due, and target and approval come from nightlyTarget and nightlyApproval);
+ * the champion kept by evaluate or register, or no retrain due, skips Release. No executor is held while the
+ * approval waits. The same stages as the Jenkinsfile at the root of diabetes-mlops (a test keeps them
+ * identical). Settings: diabetesMlopsPipeline.txt.
  */
 def call(Map config = [:]) {
-    Map cfg = StepConfig.merge('diabetesMlopsPipeline', [
+    Map cfg = StepConfig.merge(this, 'diabetesMlopsPipeline', [
         mainBranch: 'main',
         cron: 'H 2 * * *',
         timeoutHours: 10,
         keepBuilds: '30',
         keepArtifactBuilds: '10',
+        agentLabel: '',
         python: 'python3',
         venv: '.venv',
         pytestArgs: null,
@@ -23,15 +25,19 @@ def call(Map config = [:]) {
         model: 'champion',
         approvalTimeoutHours: 8,
         submitter: null,
+        nightlyTarget: 'local',
+        nightlyApproval: 'skip',
         azureCredentialsId: 'azure-service-principal',
     ], config)
+    StepConfig.oneOf(this, 'diabetesMlopsPipeline', 'nightlyTarget', cfg.nightlyTarget, ['local', 'azure'])
+    StepConfig.oneOf(this, 'diabetesMlopsPipeline', 'nightlyApproval', cfg.nightlyApproval, ['skip', 'qa'])
     Map build = [python: cfg.python, venv: cfg.venv, pytestArgs: cfg.pytestArgs, dataTestArgs: cfg.dataTestArgs]
     Map retrain = [venv: cfg.venv, azureCredentialsId: cfg.azureCredentialsId]
-    Map release = [venv: cfg.venv, azureCredentialsId: cfg.azureCredentialsId, model: cfg.model,
-                   approvalTimeoutHours: cfg.approvalTimeoutHours, submitter: cfg.submitter]
+    Map release = [venv: cfg.venv, azureCredentialsId: cfg.azureCredentialsId, model: cfg.model]
+    String timerCause = 'hudson.triggers.TimerTrigger$TimerTriggerCause'
 
     pipeline {
-        agent any
+        agent none
 
         options {
             timeout(time: cfg.timeoutHours, unit: 'HOURS')
@@ -55,12 +61,15 @@ def call(Map config = [:]) {
         }
 
         environment {
-            DIABETES_MLOPS_HOME = "${env.WORKSPACE}/.mlops"
-            DIABETES_MLOPS_RUN_DIR = "${env.WORKSPACE}/.mlops/runs/build-${env.BUILD_NUMBER}"
+            // A timer build runs with the parameter defaults: its target and approval policy come from the settings.
+            MLOPS_BUILD_TARGET = "${currentBuild.getBuildCauses(timerCause) ? cfg.nightlyTarget : params.TARGET}"
+            MLOPS_NIGHTLY_APPROVAL = "${cfg.nightlyApproval}"
+            MLOPS_MAIN_BRANCH = "${cfg.mainBranch}"
         }
 
         stages {
             stage('Build') {
+                agent { label cfg.agentLabel }
                 stages {
                     stage('Setup') {
                         steps { mlopsBuild(build + [task: 'setup']) }
@@ -75,9 +84,19 @@ def call(Map config = [:]) {
                         steps { mlopsBuild(build + [task: 'dataTests']) }
                     }
                 }
+                post {
+                    always {
+                        junit(testResults: 'reports/junit-*.xml', allowEmptyResults: true, skipOldReports: true)
+                        recordCoverage(tools: [[parser: 'COBERTURA', pattern: 'reports/coverage.xml']],
+                                       enabledForFailure: true)
+                        archiveArtifacts(artifacts: 'reports/**', allowEmptyArchive: true, fingerprint: true)
+                    }
+                }
             }
             stage('Retrain') {
+                agent { label cfg.agentLabel }
                 when {
+                    beforeAgent true
                     anyOf {
                         branch cfg.mainBranch
                         expression { params.FORCE_RETRAIN }
@@ -86,19 +105,25 @@ def call(Map config = [:]) {
                 stages {
                     stage('Train') {
                         steps {
-                            mlopsRetrain(retrain + [task: 'train', target: params.TARGET, force: params.FORCE_RETRAIN])
+                            mlopsRetrain(retrain + [task: 'train', target: env.MLOPS_BUILD_TARGET,
+                                                    force: params.FORCE_RETRAIN])
                         }
                     }
                     stage('Evaluate') {
                         when { expression { env.CHAMPION_KEPT != 'true' } }
-                        steps { mlopsRetrain(retrain + [task: 'evaluate', target: params.TARGET]) }
+                        steps { mlopsRetrain(retrain + [task: 'evaluate', target: env.MLOPS_BUILD_TARGET]) }
                     }
                     stage('Register') {
                         when {
                             branch cfg.mainBranch
                             expression { env.CHAMPION_KEPT != 'true' }
                         }
-                        steps { mlopsRetrain(retrain + [task: 'register', target: params.TARGET]) }
+                        steps { mlopsRetrain(retrain + [task: 'register', target: env.MLOPS_BUILD_TARGET]) }
+                    }
+                }
+                post {
+                    always {
+                        archiveArtifacts(artifacts: ".mlops/runs/build-${env.BUILD_NUMBER}/**", allowEmptyArchive: true)
                     }
                 }
             }
@@ -109,31 +134,57 @@ def call(Map config = [:]) {
                 }
                 stages {
                     stage('Release QA') {
-                        steps { mlopsRelease(release + [task: 'qa', target: params.TARGET]) }
+                        agent { label cfg.agentLabel }
+                        steps {
+                            milestone(ordinal: 1, label: 'Release QA')
+                            mlopsRelease(release + [task: 'qa', target: env.MLOPS_BUILD_TARGET])
+                        }
+                        post {
+                            always {
+                                archiveArtifacts(artifacts: ".mlops/runs/build-${env.BUILD_NUMBER}/**",
+                                                 allowEmptyArchive: true)
+                            }
+                            cleanup {
+                                mlopsRelease(release + [task: 'undeployQa', target: env.MLOPS_BUILD_TARGET])
+                            }
+                        }
                     }
                     stage('Approve production') {
                         when {
-                            branch cfg.mainBranch
+                            beforeInput true
                             not { expression { params.SKIP_APPROVAL } }
+                            not { triggeredBy 'TimerTrigger' }
                         }
-                        steps { mlopsRelease(release + [task: 'approve', target: params.TARGET]) }
+                        options { timeout(time: cfg.approvalTimeoutHours, unit: 'HOURS') }
+                        input {
+                            message 'Deploy the model that passed QA to production?'
+                            ok 'Deploy to production'
+                            submitter cfg.submitter
+                            submitterParameter 'APPROVER'
+                        }
+                        steps { echo("Production release approved by ${env.APPROVER}") }
                     }
                     stage('Release production') {
-                        steps { mlopsRelease(release + [task: 'production', target: params.TARGET]) }
+                        agent { label cfg.agentLabel }
+                        when {
+                            beforeAgent true
+                            anyOf {
+                                not { triggeredBy 'TimerTrigger' }
+                                environment name: 'MLOPS_NIGHTLY_APPROVAL', value: 'skip'
+                            }
+                        }
+                        steps {
+                            milestone(ordinal: 2, label: 'Release production')
+                            mlopsRelease(release + [task: 'production', target: env.MLOPS_BUILD_TARGET])
+                        }
+                        post {
+                            always {
+                                archiveArtifacts(artifacts: ".mlops/runs/build-${env.BUILD_NUMBER}/**",
+                                                 allowEmptyArchive: true)
+                            }
+                        }
                     }
                 }
-            }
-        }
-
-        post {
-            always {
-                junit(testResults: 'reports/junit-*.xml', allowEmptyResults: true)
-                recordCoverage(tools: [[parser: 'COBERTURA', pattern: 'reports/coverage.xml']])
-                archiveArtifacts(artifacts: "reports/**, .mlops/runs/build-${env.BUILD_NUMBER}/**",
-                                 allowEmptyArchive: true, fingerprint: true)
-            }
-            cleanup {
-                mlopsRelease(release + [task: 'undeployQa', target: params.TARGET])
             }
         }
     }

@@ -6,7 +6,7 @@ import org.diabetesmlops.jenkins.StepConfig
  * `task` picks one of them (one per declarative stage) or 'all'. Settings: mlopsBuild.txt.
  */
 def call(Map config = [:]) {
-    Map cfg = StepConfig.merge('mlopsBuild', [
+    Map cfg = StepConfig.merge(this, 'mlopsBuild', [
         task: 'all',
         python: 'python3',
         venv: '.venv',
@@ -20,7 +20,7 @@ def call(Map config = [:]) {
     // of the scripts) apply
     Map values = [MLOPS_PYTHON: cfg.python, MLOPS_EXTRAS: cfg.extras, MLOPS_REPORTS: cfg.reports,
                   VENV_ARGS: cfg.venvArgs, PYTEST_ARGS: cfg.pytestArgs, DATA_TEST_ARGS: cfg.dataTestArgs]
-    List tasks = StepConfig.tasks('mlopsBuild', cfg.task, ['setup', 'codeQuality', 'unitTests', 'dataTests'])
+    List tasks = StepConfig.tasks(this, 'mlopsBuild', cfg.task, ['setup', 'codeQuality', 'unitTests', 'dataTests'])
     for (String task : tasks) {
         if (task == 'setup') {
             withEnv(StepConfig.envEntries(values + [MLOPS_VENV: cfg.venv])) {

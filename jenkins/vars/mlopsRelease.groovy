@@ -9,7 +9,7 @@ import org.diabetesmlops.jenkins.StepConfig
  * Settings: mlopsRelease.txt.
  */
 def call(Map config = [:]) {
-    Map cfg = StepConfig.merge('mlopsRelease', [
+    Map cfg = StepConfig.merge(this, 'mlopsRelease', [
         task: 'all',
         target: 'local',
         model: 'champion',
@@ -22,7 +22,7 @@ def call(Map config = [:]) {
     Map common = [target: cfg.target, credentials: true, azureCredentialsId: cfg.azureCredentialsId, venv: cfg.venv,
                   env: [MLOPS_MODEL: cfg.model]]
     List tasks = cfg.task == 'undeployQa' ? ['undeployQa']
-        : StepConfig.tasks('mlopsRelease', cfg.task, ['qa', 'approve', 'production'])
+        : StepConfig.tasks(this, 'mlopsRelease', cfg.task, ['qa', 'approve', 'production'])
     for (String task : tasks) {
         if (task == 'qa' || task == 'production') {
             mlopsSh(common + [label: "Release ${task}".toString(), env: common.env + [MLOPS_STAGE: task], script: '''
@@ -44,7 +44,7 @@ diabetes-mlops release --stage "$MLOPS_STAGE" --target "$MLOPS_TARGET" --model "
 
 /** The tidy-up of `post`: stop the local QA server; never fails the build (QA may not be deployed). */
 private void undeployQa(Map cfg, Map common) {
-    if (StepConfig.oneOf('mlopsRelease', 'target', cfg.target, ['local', 'azure']) != 'local') {
+    if (StepConfig.oneOf(this, 'mlopsRelease', 'target', cfg.target, ['local', 'azure']) != 'local') {
         echo('mlopsRelease: QA on Azure stays deployed until the next release replaces it')
         return
     }

@@ -11,7 +11,7 @@ import org.diabetesmlops.jenkins.StepConfig
  * runs on the agent without them. Settings: mlopsRetrain.txt.
  */
 def call(Map config = [:]) {
-    Map cfg = StepConfig.merge('mlopsRetrain', [
+    Map cfg = StepConfig.merge(this, 'mlopsRetrain', [
         task: 'all',
         target: 'local',
         force: false,
@@ -23,7 +23,7 @@ def call(Map config = [:]) {
     ], config)
     Map common = [target: cfg.target, azureCredentialsId: cfg.azureCredentialsId, venv: cfg.venv,
                   env: [DIABETES_MLOPS_RUN_DIR: cfg.runDir]]
-    for (String task : StepConfig.tasks('mlopsRetrain', cfg.task, ['train', 'evaluate', 'register'])) {
+    for (String task : StepConfig.tasks(this, 'mlopsRetrain', cfg.task, ['train', 'evaluate', 'register'])) {
         if (env.CHAMPION_KEPT == 'true') {
             echo("mlopsRetrain: champion kept, ${task} skipped")
             continue

@@ -3,11 +3,13 @@ import org.diabetesmlops.jenkins.StepConfig
 /**
  * Run diabetes-mlops command lines in the build's virtual environment (made by mlopsBuild task 'setup').
  * With target 'azure' and credentials: true the lines run inside withCredentials(azureServicePrincipal(...)),
- * and only then: the secret reaches the CLI through the environment, never through a Groovy string.
+ * and only then: the secret reaches the CLI through the environment, never through a Groovy string. Only builds
+ * of the main branch (MLOPS_MAIN_BRANCH, default 'main') get them: a branch or pull request runs code anyone
+ * who can push may have written, so there the step fails before binding anything.
  * Returns the exit code with returnStatus: true. Settings: mlopsSh.txt.
  */
 def call(Map config = [:]) {
-    Map cfg = StepConfig.merge('mlopsSh', [
+    Map cfg = StepConfig.merge(this, 'mlopsSh', [
         script: null,
         label: null,
         returnStatus: false,
@@ -23,7 +25,7 @@ def call(Map config = [:]) {
     if (cfg.script instanceof GString) {
         error('mlopsSh: the script must be a single-quoted string; pass values through env')
     }
-    String target = StepConfig.oneOf('mlopsSh', 'target', cfg.target, ['local', 'azure'])
+    String target = StepConfig.oneOf(this, 'mlopsSh', 'target', cfg.target, ['local', 'azure'])
     Map values = [MLOPS_VENV: cfg.venv, MLOPS_TARGET: target]
     if (target == 'azure') {
         values.DIABETES_MLOPS_REGISTRY_BACKEND = 'azureml'
@@ -37,6 +39,7 @@ def call(Map config = [:]) {
     def result = null
     withEnv(StepConfig.envEntries(values)) {
         if (target == 'azure' && cfg.credentials) {
+            refuseUntrusted()
             withCredentials([azureServicePrincipal(credentialsId: cfg.azureCredentialsId,
                                                    subscriptionIdVariable: 'AZURE_SUBSCRIPTION_ID',
                                                    clientIdVariable: 'AZURE_CLIENT_ID',
@@ -49,4 +52,13 @@ def call(Map config = [:]) {
         }
     }
     return result
+}
+
+/** error() on a pull request or a branch other than the main one: their code must never see the Azure secret. */
+private void refuseUntrusted() {
+    String mainBranch = env.MLOPS_MAIN_BRANCH ?: 'main'
+    if (env.CHANGE_ID || (env.BRANCH_NAME && env.BRANCH_NAME != mainBranch)) {
+        error("mlopsSh: Azure credentials are bound only on builds of ${mainBranch}, not on " +
+              "'${env.BRANCH_NAME}'${env.CHANGE_ID ? ' (a pull request)' : ''}: use TARGET=local there")
+    }
 }

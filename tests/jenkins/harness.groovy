@@ -119,7 +119,11 @@ class ExpressionVisitor extends ClassCodeVisitorSupport {
     }
 }
 
-/** `env`: the build's variables; inside `withEnv`/`environment`/`withCredentials` their overlays win. */
+/**
+ * `env`: the build's variables. `env.X = ...` from a script is visible to later steps and `when` conditions, but
+ * a variable declared in an `environment {}` block wins over it, as in Jenkins; `withEnv`/`withCredentials`
+ * overlays win over both.
+ */
 class EnvProxy extends GroovyObjectSupport {
     Build build
 
@@ -129,7 +133,7 @@ class EnvProxy extends GroovyObjectSupport {
 
     void setProperty(String name, Object value) {
         build.checkNoSecret("env.${name}", value)
-        build.globalEnv[name] = value == null ? null : value.toString()
+        build.scriptEnv[name] = value == null ? null : value.toString()
     }
 
     Object getAt(String name) { getProperty(name) }
@@ -482,8 +486,30 @@ class PostSection extends Section {
     }
 }
 
+/** A stage-level `input {}` directive: asked before the stage's agent is allocated (pipeline-model-definition). */
+class InputSection extends Section {
+    Map spec = [message: null, id: null, ok: null, submitter: null, submitterParameter: null]
+
+    def message(Object value) { spec.message = value?.toString() }
+
+    def id(Object value) { spec.id = value?.toString() }
+
+    def ok(Object value) { spec.ok = value?.toString() }
+
+    def submitter(Object value) { spec.submitter = value?.toString() }
+
+    def submitterParameter(Object value) {
+        String name = value?.toString()
+        if (!(name ==~ /[A-Za-z_][A-Za-z0-9_]*/)) throw new HarnessError("bad submitterParameter '${name}' in ${where}")
+        spec.submitterParameter = name
+    }
+
+    def parameters(Closure body) { throw new HarnessError("input parameters are not modelled in ${where}") }
+}
+
 class StageDef {
     String name
+    Map input
     List<String> path
     Map agent
     Closure environment
@@ -551,6 +577,14 @@ class StageSection extends Section {
     }
 
     def steps(Closure body) { once(seen, 'steps'); stage.steps = body }
+
+    def input(Closure body) {
+        once(seen, 'input')
+        InputSection section = new InputSection(build: build, where: "input of ${where}")
+        section.runWith(body)
+        if (!section.spec.message) throw new HarnessError("input without a message in ${where}")
+        stage.input = section.spec
+    }
 
     def stages(Closure body) {
         once(seen, 'stages')
@@ -644,6 +678,7 @@ abstract class JenkinsScript extends Script {
     def echo(Object message) { build.record([step: 'echo', message: build.checkNoSecret('echo', message)]); null }
 
     def error(Object message) {
+        if (build.currentStage == null) throw new BuildFailure(message?.toString())
         build.record([step: 'error', message: message?.toString()])
         throw new BuildFailure(message?.toString())
     }
@@ -682,39 +717,67 @@ abstract class JenkinsScript extends Script {
 
     def input(Object args) {
         Map map = args instanceof Map ? (Map) args : [message: args]
-        Args.check('input', map, ['message', 'ok', 'submitter', 'submitterParameter', 'parameters', 'id'], ['message'])
+        Args.check('input', map, INPUT, ['message'])
         build.record([step: 'input', message: map.message.toString(), ok: map.ok?.toString(),
                       submitter: map.submitter?.toString(), within: new ArrayList(build.wrappers)])
         return null
     }
 
+    // Parameter names below are the @DataBoundConstructor/@DataBoundSetter names of the plugins' step classes:
+    // junit-plugin hudson/tasks/junit/pipeline/JUnitResultsStep.java (commit c64aedde), coverage-plugin
+    // io/jenkins/plugins/coverage/metrics/steps/CoverageRecorder.java and CoverageTool.java (commit 0181950a),
+    // core hudson/tasks/ArtifactArchiver.java, pipeline-milestone-step MilestoneStep.java, pipeline-input-step
+    // InputStep.java.
+    static final List<String> JUNIT = ['testResults', 'healthScaleFactor', 'testDataPublishers', 'keepLongStdio',
+                                       'stdioRetention', 'keepProperties', 'keepTestNames', 'skipPublishingChecks',
+                                       'checksName', 'allowEmptyResults', 'skipMarkingBuildUnstable',
+                                       'skipMarkingStageUnstable', 'skipOldReports']
+    static final List<String> RECORD_COVERAGE = ['tools', 'qualityGates', 'id', 'name', 'skipPublishingChecks',
+                                                 'checksName', 'checksAnnotationScope', 'skipSymbolicLinks',
+                                                 'ignoreParsingErrors', 'failOnError', 'enabledForFailure',
+                                                 'sourceCodeEncoding', 'sourceDirectories', 'sourceCodeRetention',
+                                                 'scm']
+    static final List<String> COVERAGE_TOOL = ['parser', 'pattern']
+    static final List<String> ARCHIVE_ARTIFACTS = ['artifacts', 'excludes', 'allowEmptyArchive', 'onlyIfSuccessful',
+                                                   'fingerprint', 'defaultExcludes', 'caseSensitive', 'followSymlinks']
+    static final List<String> MILESTONE = ['ordinal', 'label', 'unsafe']
+    static final List<String> INPUT = ['message', 'id', 'ok', 'submitter', 'submitterParameter', 'parameters']
+
     def junit(Object args) {
         Map map = args instanceof Map ? (Map) args : [testResults: args]
-        Args.check('junit', map, ['testResults', 'allowEmptyResults', 'keepLongStdio', 'skipPublishingChecks'],
-                   ['testResults'])
+        Args.check('junit', map, JUNIT, ['testResults'])
+        build.needsWorkspace('junit')
         build.record([step: 'junit'] + Args.plain(map))
         return null
     }
 
     def archiveArtifacts(Object args) {
         Map map = args instanceof Map ? (Map) args : [artifacts: args]
-        Args.check('archiveArtifacts', map, ['artifacts', 'allowEmptyArchive', 'fingerprint', 'excludes',
-                                             'onlyIfSuccessful', 'defaultExcludes'], ['artifacts'])
+        Args.check('archiveArtifacts', map, ARCHIVE_ARTIFACTS, ['artifacts'])
+        build.needsWorkspace('archiveArtifacts')
         build.record([step: 'archiveArtifacts'] + Args.plain(map))
         return null
     }
 
     def recordCoverage(Map args) {
-        Args.check('recordCoverage', args, ['tools', 'id', 'name', 'sourceCodeRetention', 'qualityGates',
-                                            'skipPublishingChecks'], ['tools'])
-        for (Object tool : args.tools) Args.check('recordCoverage tool', tool, ['parser', 'pattern'], ['parser', 'pattern'])
+        Args.check('recordCoverage', args, RECORD_COVERAGE, ['tools'])
+        for (Object tool : args.tools) Args.check('recordCoverage tool', tool, COVERAGE_TOOL, ['parser', 'pattern'])
+        build.needsWorkspace('recordCoverage')
         build.record([step: 'recordCoverage'] + Args.plain(args))
+        return null
+    }
+
+    /** `milestone`: ordinals rise within a build (Jenkins refuses a lower one); an older build passing one later is aborted. */
+    def milestone(Object args = [:]) {
+        Map map = args instanceof Map ? (Map) args : [ordinal: args]
+        Args.check('milestone', map, MILESTONE)
+        build.milestone(map)
         return null
     }
 
     def libraryResource(Object path) { build.libraryResource(path.toString()) }
 
-    def dir(Object path, Closure body) { build.inDir(path.toString(), body) }
+    def dir(Object path, Closure body) { build.needsWorkspace('dir'); build.inDir(path.toString(), body) }
 
     def isUnix() { true }
 }
@@ -722,7 +785,11 @@ abstract class JenkinsScript extends Script {
 /** One simulated build: the runtime behind every step. */
 class Build {
     Map<String, String> globalEnv = [:]
+    Map<String, String> scriptEnv = [:]
+    Map<String, String> declaredEnv = [:]
     List<Map<String, String>> overlays = []
+    List<Map> agents = []
+    int lastMilestone = 0
     Map<String, Object> params = [:]
     Map<String, String> paramOverrides = [:]
     Map<String, Integer> statuses = [:]
@@ -751,6 +818,8 @@ class Build {
 
     Map<String, String> visibleEnv() {
         Map<String, String> all = new LinkedHashMap<String, String>(globalEnv)
+        all.putAll(scriptEnv)
+        all.putAll(declaredEnv)
         for (Map<String, String> overlay : overlays) all.putAll(overlay)
         return all
     }
@@ -768,6 +837,33 @@ class Build {
     }
 
     String where() { currentStage ? " (in ${currentStage.path})" : '' }
+
+    /** Steps that touch files need a node: with `agent none` only a stage with its own agent has one. */
+    void needsWorkspace(String step) {
+        if (agents.isEmpty()) {
+            throw new HarnessError("step '${step}' needs a workspace but no agent is allocated (agent none)" + where())
+        }
+    }
+
+    void milestone(Map args) {
+        int ordinal = args.ordinal == null ? lastMilestone + 1 : (args.ordinal as int)
+        if (ordinal <= lastMilestone) {
+            throw new HarnessError("milestone ${ordinal} after milestone ${lastMilestone}: ordinals must rise" + where())
+        }
+        lastMilestone = ordinal
+        record([step: 'milestone', ordinal: ordinal, label: args.label?.toString()])
+    }
+
+    /** Run ``body`` holding the agent ``spec`` (null or `none`: no new agent). */
+    Object onAgent(Map spec, Closure body) {
+        if (spec == null || spec.kind == 'none') return body.call()
+        agents << spec
+        try {
+            return body.call()
+        } finally {
+            agents.remove(agents.size() - 1)
+        }
+    }
 
     String checkNoSecret(String what, Object value) {
         String text = value?.toString()
@@ -885,6 +981,7 @@ class Build {
         Args.check('sh', map, ['script', 'label', 'returnStatus', 'returnStdout', 'encoding'], ['script'])
         if (map.returnStdout) throw new HarnessError('sh returnStdout is not modelled: write a file and read it' + where())
         if (currentStage == null) throw new HarnessError("step 'sh' outside a stage or post block")
+        needsWorkspace('sh')
         String script = checkNoSecret('sh script', map.script)
         String stagePath = currentStage.path
         int n = (shCounts[stagePath] ?: 0) + 1
@@ -896,7 +993,8 @@ class Build {
         env.STAGE_NAME = currentStage.name
         Map entry = [step: 'sh', id: id, stage: currentStage.stage, label: map.label?.toString(), script: script,
                      interpolated: map.script instanceof GString, returnStatus: map.returnStatus as boolean,
-                     status: status, cwd: cwd ? cwd.join('/') : '.', env: env, within: new ArrayList(wrappers)]
+                     status: status, cwd: cwd ? cwd.join('/') : '.', env: env, within: new ArrayList(wrappers),
+                     agent: agents[-1]]
         record(entry)
         commands << entry
         if (map.returnStatus) return status
@@ -943,13 +1041,15 @@ class Build {
         if (pipeline.environment != null) {
             EnvironmentSection section = new EnvironmentSection(build: this, where: 'environment')
             section.runWith(pipeline.environment)
-            globalEnv.putAll(section.values)
+            declaredEnv.putAll(section.values)
             plan.environment = section.values
         } else {
             plan.environment = [:]
         }
-        plan.stages = runStages(pipeline.stages, true, null)
-        plan.post = runPost(pipeline.post, 'post')
+        onAgent(pipeline.agent) {
+            plan.stages = runStages(pipeline.stages, true, null)
+            plan.post = runPost(pipeline.post, 'post')
+        }
         plan.result = currentBuild.currentResult
         plan.description = currentBuild.description
         plan.commands = commands
@@ -972,41 +1072,35 @@ class Build {
             } else {
                 runStage(stage, entry)
             }
-            if (stage.stages != null) {
-                Map saved = currentStage
-                entry.stages = runStagesIn(stage, entry)
-                currentStage = saved
+            if (stage.stages != null && entry.stages == null) {
+                entry.stages = runStages(stage.stages, false, entry.skipped ?: 'parent skipped')
             }
             out << entry
         }
         return out
     }
 
-    private List<Map> runStagesIn(StageDef stage, Map entry) {
-        if (!entry.runs) return runStages(stage.stages, false, entry.skipped ?: 'parent skipped')
-        Map<String, String> overlay = entry.environment
-        overlays << overlay
-        try {
-            List<Map> children = runStages(stage.stages, true, null)
-            return children
-        } finally {
-            overlays.remove(overlays.size() - 1)
-            finishStage(stage, entry)
-        }
-    }
-
+    /**
+     * One stage in declarative order: environment, `when` (first only with `beforeInput true`), the stage-level
+     * `input` (inside the stage's options, before its agent), `when`, then its agent with steps or children and post.
+     */
     private void runStage(StageDef stage, Map entry) {
-        currentStage = entry
         Map<String, String> overlay = [:]
         overlays << overlay
         try {
+            currentStage = entry
             if (stage.environment != null) {
                 EnvironmentSection section = new EnvironmentSection(build: this, where: "environment of stage '${stage.name}'")
                 section.runWith(stage.environment)
                 overlay.putAll(section.values)
                 entry.environment = section.values
             }
-            boolean runs = stage.when == null ? true : (stage.when.test.call() as boolean)
+            Boolean runs = null
+            if (stage.when != null && (stage.input == null || stage.whenFlags.beforeInput)) {
+                runs = stage.when.test.call() as boolean
+            }
+            if (runs != Boolean.FALSE && stage.input != null) entry.input = askInput(stage, overlay)
+            if (runs == null) runs = stage.when == null ? true : (stage.when.test.call() as boolean)
             entry.whenValue = stage.when == null ? null : runs
             entry.runs = runs
             if (!runs) {
@@ -1014,21 +1108,36 @@ class Build {
                 entry.result = 'NOT_BUILT'
                 return
             }
-            if (stage.steps != null) {
-                try {
-                    evaluate(stage.steps)
-                    entry.result = 'SUCCESS'
-                } catch (BuildFailure failure) {
-                    entry.result = 'FAILURE'
-                    entry.error = failure.message
-                    currentBuild.result = 'FAILURE'
+            onAgent(stage.agent) {
+                if (stage.steps != null) {
+                    try {
+                        evaluate(stage.steps)
+                        entry.result = 'SUCCESS'
+                    } catch (BuildFailure failure) {
+                        entry.result = 'FAILURE'
+                        entry.error = failure.message
+                        currentBuild.result = 'FAILURE'
+                    }
+                } else {
+                    currentStage = null
+                    entry.stages = runStages(stage.stages, true, null)
                 }
+                currentStage = null
+                finishStage(stage, entry)
             }
         } finally {
             overlays.remove(overlays.size() - 1)
             currentStage = null
         }
-        if (stage.steps != null) finishStage(stage, entry)
+    }
+
+    /** The stage's input as Jenkins asks it: whether an executor is held meanwhile, and the stage timeouts around it. */
+    private Map askInput(StageDef stage, Map<String, String> overlay) {
+        List<String> within = stage.options.findAll { it.name == 'timeout' }.collect {
+            "timeout(time: ${it.args.time}, unit: '${it.args.unit ?: 'MINUTES'}')".toString()
+        }
+        if (stage.input.submitterParameter) overlay[stage.input.submitterParameter] = 'approver'
+        return stage.input + [agentHeld: !agents.isEmpty(), within: within]
     }
 
     private void finishStage(StageDef stage, Map entry) {

@@ -129,6 +129,7 @@ def running(plan_: dict[str, Any]) -> list[str]:
 
 
 def steps_named(plan_: dict[str, Any], step: str) -> list[dict[str, Any]]:
-    """Every recorded step of that kind, in stages and in post blocks, in order."""
-    blocks = list(stages(plan_["stages"])) + list(plan_["post"])
+    """Every recorded step of that kind, in stages and in their post blocks and the pipeline's, in order."""
+    blocks = [block for found in stages(plan_["stages"]) for block in [found, *found.get("post", [])]]
+    blocks += plan_["post"]
     return [entry for block in blocks for entry in block["steps"] if entry["step"] == step]

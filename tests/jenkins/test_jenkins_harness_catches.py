@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from jenkins_harness import JENKINSFILE, LIBRARY, STAGE_TREE, HarnessError, plan, stage_tree
+from jenkins_harness import JENKINSFILE, LIBRARY, STAGE_TREE, HarnessError, plan, stage_tree, stages
 
 MAIN = {"TARGET": "local", "SKIP_APPROVAL": "true"}
 
@@ -37,13 +37,26 @@ def refused(jenkinsfile: Path, **kwargs: object) -> str:
         ("timestamps()", "timestamp()", "unknown directive 'timestamp'"),
         ("params.SKIP_APPROVAL", "params.SKIP_APROVAL", "params.SKIP_APROVAL"),
         ("cleanup {", "cleanpu {", "unknown post condition 'cleanpu'"),
-        ("mlopsBuild(task: 'setup')", "mlopsBuild(task: 'setup', pytestArg: 'tests')", "pytestArg"),
-        ("mlopsBuild(task: 'setup')", "mlopsBuild(task: 'stup')", "task must be one of"),
     ],
 )
 def test_a_misspelt_step_directive_or_setting_fails_the_harness(tmp_path: Path, old: str, new: str, named: str) -> None:
     """A typo anywhere in the Jenkinsfile makes the harness exit 2 with a message naming it."""
     assert named in refused(mutated(tmp_path, old, new))
+
+
+@pytest.mark.parametrize(
+    ("new", "named"),
+    [
+        ("mlopsBuild(task: 'setup', pytestArg: 'tests')", "unknown setting(s) [pytestArg]"),
+        ("mlopsBuild(task: 'stup')", "task must be one of [setup, codeQuality, unitTests, dataTests, all]"),
+    ],
+)
+def test_a_misspelt_library_setting_fails_the_build_with_error_naming_it(tmp_path: Path, new: str, named: str) -> None:
+    """A bad key or value of a library step is a user error: the stage fails through error() with the message."""
+    result = plan(mutated(tmp_path, "mlopsBuild(task: 'setup')", new), params=MAIN)
+    setup = next(s for s in stages(result["stages"]) if s["path"] == "Build/Setup")
+    assert result["result"] == "FAILURE" and named in setup["error"]
+    assert setup["steps"] == [{"step": "error", "message": setup["error"]}]
 
 
 def test_a_misspelt_step_parameter_inside_the_library_fails_the_harness(tmp_path: Path) -> None:
@@ -59,7 +72,7 @@ def test_a_misspelt_step_parameter_inside_the_library_fails_the_harness(tmp_path
 def test_a_removed_stage_is_caught_by_the_stage_order_check(tmp_path: Path) -> None:
     """Without the Release QA stage the plan still evaluates, but its stage tree no longer matches."""
     text = JENKINSFILE.read_text()
-    block = re.search(r"\n *stage\('Release QA'\) \{\n.*?\n *\}\n", text, re.S)
+    block = re.search(r"\n *stage\('Release QA'\) \{\n.*?\n(?= *stage\('Approve production'\))", text, re.S)
     assert block is not None
     copy = tmp_path / "Jenkinsfile"
     copy.write_text(text.replace(block.group(0), "\n"))
@@ -82,7 +95,7 @@ def test_a_secret_interpolated_into_a_groovy_string_fails_the_harness(tmp_path: 
         "steps { withCredentials([azureServicePrincipal(credentialsId: 'azure-service-principal')]) "
         '{ sh "az login --password ${env.AZURE_CLIENT_SECRET}" } }'
     )
-    copy = mutated(tmp_path, "steps { mlopsRetrain(task: 'evaluate', target: params.TARGET) }", leak)
+    copy = mutated(tmp_path, "steps { mlopsRetrain(task: 'evaluate', target: env.MLOPS_BUILD_TARGET) }", leak)
     assert "credential is interpolated" in refused(copy)
 
 

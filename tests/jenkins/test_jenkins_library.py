@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def test_the_library_pipeline_takes_a_settings_map(tmp_path: Path) -> None:
     trunk = plan(path, branch="trunk", params={"TARGET": "local"})
     assert trunk["triggers"] == [{"name": "cron", "spec": "H 4 * * 1-5"}]
     assert trunk["options"][0] == {"name": "timeout", "args": {"time": 3, "unit": "HOURS"}}
-    [approval] = stage(trunk, "Release/Approve production")["steps"]
+    approval = stage(trunk, "Release/Approve production")["input"]
     assert approval["submitter"] == "release-managers"
     assert approval["within"] == ["timeout(time: 2, unit: 'HOURS')"]
     [unit] = [c for c in trunk["commands"] if c["id"] == "Build/Unit tests#1"]
@@ -156,20 +157,38 @@ pipeline {
 
 def _defaults(var: Path) -> list[str]:
     """The keys of the defaults map a var merges with StepConfig.merge."""
-    block = re.search(r"StepConfig\.merge\('\w+', \[(.*?)\n    \], config\)", var.read_text(), re.S)
+    block = re.search(r"StepConfig\.merge\(this, '\w+', \[(.*?)\n    \], config\)", var.read_text(), re.S)
     assert block is not None, var
     return re.findall(r"^\s+(\w+):", block.group(1), re.M)
 
 
+class _Tags(HTMLParser):
+    """Checks that every tag a help file opens is closed in order, as Jenkins' help pages need."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open.pop() == tag, tag
+
+
 @pytest.mark.parametrize("var", sorted(LIBRARY.glob("vars/*.groovy")), ids=lambda p: p.stem)
 def test_every_step_has_a_help_file_listing_each_key_with_default_and_example(var: Path) -> None:
-    """vars/<step>.txt names the step and every key of its defaults, each with '(default; example)'."""
+    """vars/<step>.txt is HTML (Jenkins shows it as the step's help): it names the step and every key of its
+    defaults, each with a default and an example."""
     help_text = var.with_suffix(".txt").read_text()
     keys = _defaults(var)
     assert len(keys) >= 5
-    assert help_text.startswith(f"{var.stem}(Map config = [:])")
+    assert help_text.startswith(f"<p><code>{var.stem}(Map config = [:])</code>")
+    tags = _Tags()
+    tags.feed(help_text)
+    assert tags.open == []
     for key in keys:
-        assert re.search(rf"^  {key}\s+\(.+;.+\)", help_text, re.M), f"{var.stem}.txt: {key}"
+        assert re.search(rf"<dt><code>{key}</code></dt>\n  <dd>default <code>.+</code>; e\.g\. <code>", help_text), key
 
 
 def test_the_library_has_the_four_documented_steps() -> None:

@@ -49,7 +49,7 @@ def test_retrain_not_due_keeps_the_build_green_and_skips_evaluate_register_and_r
     for path in ["Retrain/Evaluate", "Retrain/Register", "Release"]:
         assert stage(result, path)["skipped"] == "when", path
     assert all(stage(result, f"Release/{name}")["skipped"] == "when" for name in RELEASE_STAGES)
-    assert [c["id"] for c in result["commands"] if c["stage"][0] != "Build"] == [DRIFT, TRAIN_IF_DUE, "post:cleanup#1"]
+    assert [c["id"] for c in result["commands"] if c["stage"][0] != "Build"] == [DRIFT, TRAIN_IF_DUE]
 
 
 def test_drift_is_recorded_in_the_description_and_is_not_a_failure() -> None:
@@ -95,12 +95,18 @@ def test_nightly_exit_codes_are_recorded_for_drift_and_train_if_due() -> None:
     """On a nightly build drift and train --if-due join Evaluate, Register and the QA tidy-up in using returnStatus."""
     commands = plan(params=MAIN, cause="timer")["commands"]
     with_status = [c["id"] for c in commands if c["returnStatus"]]
-    assert with_status == [DRIFT, TRAIN_IF_DUE, "Retrain/Evaluate#1", "Retrain/Register#1", "post:cleanup#1"]
+    assert with_status == [
+        DRIFT,
+        TRAIN_IF_DUE,
+        "Retrain/Evaluate#1",
+        "Retrain/Register#1",
+        "Release/Release QA/post:cleanup#1",
+    ]
 
 
 def test_nightly_azure_binds_credentials_for_drift_and_train_if_due_only() -> None:
-    """TARGET=azure on a nightly build: the drift report and train --if-due read the champion, so they get them."""
-    result = plan(params={"TARGET": "azure", "SKIP_APPROVAL": "true"}, cause="timer")
+    """Nightly target azure (a setting, not TARGET): drift and train --if-due read the champion, so they get them."""
+    result = plan(params={"SKIP_APPROVAL": "true"}, env={"DIABETES_MLOPS_NIGHTLY_TARGET": "azure"}, cause="timer")
     bound = {c["id"] for c in result["commands"] if "AZURE_CLIENT_SECRET" in c["env"]}
     assert {DRIFT, TRAIN_IF_DUE, "Retrain/Evaluate#1"} <= bound
     assert not {c["id"] for c in result["commands"] if c["stage"][0] == "Build"} & bound

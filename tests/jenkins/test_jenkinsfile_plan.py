@@ -51,12 +51,13 @@ def test_main_runs_every_stage_and_skips_only_the_approval_when_asked() -> None:
 
 
 def test_approval_waits_for_input_with_a_timeout_on_main() -> None:
-    """Without SKIP_APPROVAL, Approve production runs on main: an input step inside a timeout."""
+    """Without SKIP_APPROVAL, Approve production runs on main: a stage-level input inside an 8-hour timeout."""
     approve = stage(plan(params={"TARGET": "local"}), "Release/Approve production")
-    assert approve["runs"] and "branch 'main'" in approve["when"] and "SKIP_APPROVAL" in approve["when"]
-    [step] = approve["steps"]
-    assert step["step"] == "input" and step["ok"] == "Deploy to production"
-    assert step["within"] == ["timeout(time: 8, unit: 'HOURS')"]
+    assert approve["runs"] and "SKIP_APPROVAL" in approve["when"] and "triggeredBy 'TimerTrigger'" in approve["when"]
+    assert approve["whenFlags"] == {"beforeInput": True}
+    assert approve["input"]["ok"] == "Deploy to production" and approve["input"]["submitterParameter"] == "APPROVER"
+    assert approve["input"]["within"] == ["timeout(time: 8, unit: 'HOURS')"]
+    assert approve["steps"] == [{"step": "echo", "message": "Production release approved by approver"}]
 
 
 @pytest.mark.parametrize("branch", ["feature/faster-training", "PR-7"])
@@ -65,7 +66,7 @@ def test_other_branches_and_pull_requests_run_build_only(branch: str) -> None:
     env = {"CHANGE_ID": "7", "CHANGE_TARGET": "main"} if branch.startswith("PR-") else {}
     result = plan(branch=branch, env=env, params={"SKIP_APPROVAL": "true"})
     assert running(result) == BUILD_ONLY
-    assert {tuple(c["stage"][:1]) for c in result["commands"]} == {("Build",), ("post:cleanup",)}
+    assert {tuple(c["stage"][:1]) for c in result["commands"]} == {("Build",)}
     assert result["triggers"] == [{"name": "cron", "spec": ""}]
     assert stage(result, "Release/Release QA")["skipped"] == "when"
 
@@ -84,7 +85,7 @@ def test_champion_kept_by_evaluate_keeps_the_build_green_and_skips_register_and_
     assert stage(result, "Retrain/Register")["skipped"] == "when"
     assert stage(result, "Release")["skipped"] == "when"
     assert all(not stage(result, f"Release/{name}")["runs"] for name in RELEASE_STAGES)
-    assert [c["id"] for c in result["commands"]][-1] == "post:cleanup#1"
+    assert [c["id"] for c in result["commands"]][-1] == "Retrain/Evaluate#1"
 
 
 def test_champion_kept_by_register_skips_release() -> None:
@@ -94,13 +95,14 @@ def test_champion_kept_by_register_skips_release() -> None:
     assert not stage(result, "Release")["runs"]
 
 
-def test_a_failing_evaluate_fails_the_build_but_post_still_publishes_and_tidies_up() -> None:
-    """Another exit code of evaluate fails the build; later stages are skipped; post always and cleanup run."""
+def test_a_failing_evaluate_fails_the_build_but_post_still_publishes() -> None:
+    """Another exit code of evaluate fails the build; later stages are skipped; Build's and Retrain's post run."""
     result = plan(params=MAIN, statuses={"Retrain/Evaluate#1": 1})
     assert result["result"] == "FAILURE"
     assert "exit code 1" in stage(result, "Retrain/Evaluate")["error"]
     assert stage(result, "Release")["skipped"] == "earlier failure"
-    assert [block["condition"] for block in result["post"] if block["runs"]] == ["always", "cleanup"]
+    assert [block["condition"] for block in stage(result, "Retrain")["post"] if block["runs"]] == ["always"]
+    assert len(steps_named(result, "junit")) == 1
 
 
 def test_a_failing_build_stage_skips_everything_after_it() -> None:
@@ -114,7 +116,7 @@ def test_exit_codes_are_recorded_only_where_champion_kept_is_possible() -> None:
     """Evaluate, Register and the QA tidy-up use returnStatus; every other sh must succeed."""
     commands = plan(params=MAIN)["commands"]
     with_status = [c["id"] for c in commands if c["returnStatus"]]
-    assert with_status == ["Retrain/Evaluate#1", "Retrain/Register#1", "post:cleanup#1"]
+    assert with_status == ["Retrain/Evaluate#1", "Retrain/Register#1", "Release/Release QA/post:cleanup#1"]
 
 
 def test_options_triggers_and_parameters() -> None:
@@ -135,15 +137,15 @@ def test_options_triggers_and_parameters() -> None:
 
 
 def test_every_command_sees_the_jenkins_and_pipeline_environment(tmp_path: Path) -> None:
-    """Each sh sees WORKSPACE, BUILD_TAG, the stage name and DIABETES_MLOPS_HOME/RUN_DIR under the workspace."""
+    """Each sh sees WORKSPACE, BUILD_TAG and the stage name; home and run directory are left to the prelude."""
     result = plan(params=MAIN, workspace=tmp_path, build_number=12, job_name="mlops/main", git_commit="ab" * 20)
     for command in result["commands"]:
         env = command["env"]
         assert env["WORKSPACE"] == str(tmp_path) and env["BRANCH_NAME"] == "main"
         assert env["BUILD_NUMBER"] == "12" and env["BUILD_TAG"] == "jenkins-mlops-main-12"
         assert env["GIT_COMMIT"] == "ab" * 20
-        assert env["DIABETES_MLOPS_HOME"] == f"{tmp_path}/.mlops"
-        assert env["DIABETES_MLOPS_RUN_DIR"] == f"{tmp_path}/.mlops/runs/build-12"
+        assert "DIABETES_MLOPS_HOME" not in env and "DIABETES_MLOPS_RUN_DIR" not in env
+        assert env["MLOPS_BUILD_TARGET"] == "local" and env["MLOPS_MAIN_BRANCH"] == "main"
     assert [c["env"]["STAGE_NAME"] for c in result["commands"][:2]] == ["Setup", "Code quality"]
 
 
@@ -160,15 +162,16 @@ def test_unit_and_data_tests_write_junit_and_coverage_and_honour_the_selection_v
 
 
 def test_post_publishes_tests_coverage_and_the_run_directory_then_undeploys_qa() -> None:
-    """post always: junit, Cobertura coverage, archive of reports and the run directory; cleanup: undeploy qa."""
+    """Build's post: junit, Cobertura coverage, the reports; Retrain's and the releases': the run directory;
+    Release QA's cleanup: undeploy qa."""
     result = plan(params=MAIN, build_number=5)
     [junit] = steps_named(result, "junit")
     assert junit["testResults"] == "reports/junit-*.xml"
     [coverage] = steps_named(result, "recordCoverage")
     assert coverage["tools"] == [{"parser": "COBERTURA", "pattern": "reports/coverage.xml"}]
-    [archive] = steps_named(result, "archiveArtifacts")
-    assert archive["artifacts"] == "reports/**, .mlops/runs/build-5/**"
-    cleanup = next(block for block in result["post"] if block["condition"] == "cleanup")
+    archives = [archive["artifacts"] for archive in steps_named(result, "archiveArtifacts")]
+    assert archives == ["reports/**"] + [".mlops/runs/build-5/**"] * 3
+    cleanup = next(block for block in stage(result, "Release/Release QA")["post"] if block["condition"] == "cleanup")
     assert "diabetes-mlops undeploy qa" in cleanup["steps"][0]["script"]
 
 

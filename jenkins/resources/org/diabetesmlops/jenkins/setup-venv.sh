@@ -5,11 +5,17 @@
 #   MLOPS_VENV     where (.venv, relative to the workspace)
 #   MLOPS_EXTRAS   extras to install (dev: tests, linters and the azure SDKs)
 #   VENV_ARGS      extra arguments of `python -m venv` (for example --system-site-packages --without-pip)
+#   MLOPS_REPORTS  the report folder, emptied here: workspaces are kept, and a report left by an earlier build
+#                  must never be published as this build's when a later stage fails
 set -euo pipefail
 
 python="${MLOPS_PYTHON:-python3}"
 venv="${MLOPS_VENV:-.venv}"
 extras="${MLOPS_EXTRAS:-dev}"
+reports="${MLOPS_REPORTS:-reports}"
+
+rm -rf "$reports"
+mkdir -p "$reports"
 
 "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "diabetes-mlops needs Python 3.11 or newer, found " + sys.version.split()[0])'
 
