@@ -58,8 +58,10 @@ def wheel_entries() -> tuple[str, dict[str, bytes]]:
         for module in sorted(package.rglob("*.py"))
         if "__pycache__" not in module.parts
     }
-    for name in ("METADATA", "entry_points.txt"):
-        entries[f"{tag}.dist-info/{name}"] = (dist.read_text(name) or "").encode()
+    # An editable install from a checkout may hold its metadata as an egg-info's PKG-INFO: the same format.
+    metadata = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    entries[f"{tag}.dist-info/METADATA"] = metadata.encode()
+    entries[f"{tag}.dist-info/entry_points.txt"] = (dist.read_text("entry_points.txt") or "").encode()
     entries[f"{tag}.dist-info/WHEEL"] = WHEEL_INFO.encode()
     return f"{tag}-py3-none-any.whl", entries
 
