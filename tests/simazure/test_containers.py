@@ -14,7 +14,7 @@ from diabetes_mlops.azure.clients import (
     container_service_client,
 )
 from diabetes_mlops.config import Settings
-from diabetes_mlops.deploy.aci import deploy_aci
+from diabetes_mlops.deploy.aci import DeployFailed, deploy_aci
 from diabetes_mlops.deploy.aks import current_image, deploy_aks, kube_client
 from diabetes_mlops.deploy.bundle import write_bundle
 from diabetes_mlops.deploy.image import BUILD_API_VERSION, build_with_acr, login_server
@@ -64,7 +64,7 @@ def test_aci_refuses_an_image_it_cannot_pull(
 ) -> None:
     image, version = pushed
     wrong = ImageRegistryCredential(server=login_server(azure_settings), username=ACR_NAME, password="wrong")
-    with pytest.raises(Exception, match="InaccessibleImage|not accessible"):
+    with pytest.raises(DeployFailed, match="not accessible"):
         deploy_aci(azure_settings, container_instance_client(azure_settings), image, wrong, expect_version=version)
 
 
