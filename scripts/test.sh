@@ -18,6 +18,15 @@ if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     npm install --silent --no-audit --no-fund --prefix .tools azurite@3.37.0 >/dev/null
 fi
 
+# The simulated Azure's package index (tests/simazure): jobs and containers build their venvs from it, never
+# from the network. It holds the kit's dependency closure at the versions installed here.
+if [ ! -f .tools/wheelhouse/.complete ] || [ pyproject.toml -nt .tools/wheelhouse/.complete ]; then
+    python3 -m pip freeze --exclude-editable | grep -v ' @ ' > .tools/wheelhouse-constraints.txt
+    python3 -m pip download -q --disable-pip-version-check -d .tools/wheelhouse \
+        -c .tools/wheelhouse-constraints.txt '.[azure]'
+    touch .tools/wheelhouse/.complete
+fi
+
 ruff check .
 ruff format --check .
 python3 -m pytest "$@"

@@ -24,6 +24,7 @@ def simazure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimAzure]:
 def simazure_env(simazure: SimAzure, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This process as a build agent on the simulated Azure (variables reset after the test)."""
     env = simazure.client_env()
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)  # MLClient records its cloud here; undone after
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env

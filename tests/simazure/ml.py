@@ -9,11 +9,12 @@ import copy
 import re
 import threading
 import traceback
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from fake_azureml import WS_PATH, FakeAzureML
+from fake_azureml import SYSTEM_DATA, WS_PATH, FakeAzureML
 from fakes import Call
 
 from tests.simazure.runner import BuildFailed, Venvs, leading_pip_install, requirement_digest, venv_env
@@ -54,6 +55,8 @@ class SimAzureML(FakeAzureML):
         self.environments: dict[str, dict[str, Any]] = {}
         self.component_specs: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str] = {}
+        self.not_responding_polls = 0  # reads of a running job that say NotResponding first, as a lost node does
+        self._hiccups: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -88,16 +91,33 @@ class SimAzureML(FakeAzureML):
         if name in self.jobs:
             return 409, {"error": {"code": "UserError", "message": f"a job named {name} already exists"}}
         status, body = super()._put_job(call)
-        self.status[name] = "NotStarted"
-        threading.Thread(target=self._run, args=(name, copy.deepcopy(body["properties"])), daemon=True).start()
+        self._start(name, body["properties"])
         return status, body
+
+    def _start(self, name: str, props: dict[str, Any]) -> None:
+        self.status[name] = "NotStarted"
+        self._hiccups[name] = self.not_responding_polls
+        threading.Thread(target=self._run, args=(name, copy.deepcopy(props)), daemon=True).start()
+
+    def trigger_schedule(self, schedule: str) -> str:
+        """Fire a schedule now, as its cron would: submit its job; the new job's name."""
+        action = self.schedules[schedule]["properties"]["action"]
+        name = f"{schedule}-{uuid.uuid4().hex[:8]}"
+        props = copy.deepcopy(action["jobDefinition"])
+        self.jobs[name] = {"id": f"{WS_PATH}/jobs/{name}", "name": name, "properties": props, "systemData": SYSTEM_DATA}
+        self._start(name, props)
+        return name
 
     def _get_job(self, call: Call) -> tuple[int, Any]:
         name = self._part(call, -1)
         if name not in self.jobs:
             return 404, {"error": {"code": "UserError", "message": f"job {name} not found"}}
         body = copy.deepcopy(self.jobs[name])
-        body["properties"]["status"] = self.status[name]
+        status = self.status[name]
+        if status == "Running" and self._hiccups.get(name, 0) > 0:
+            self._hiccups[name] -= 1
+            status = "NotResponding"
+        body["properties"]["status"] = status
         return 200, body
 
     def job_log(self, name: str) -> str:
@@ -116,6 +136,7 @@ class SimAzureML(FakeAzureML):
         try:
             workdir = self.state_dir / "jobs" / name
             if props["jobType"] == "Pipeline":
+                self._set(name, "Running")
                 self._run_pipeline(name, props, workdir)
             else:
                 self._run_command(name, props, props["command"], props.get("environmentId", ""), workdir)

@@ -125,13 +125,14 @@ def leading_pip_install(command: str) -> tuple[list[str] | None, str]:
 
 
 def requirement_digest(args: list[str]) -> list[bytes]:
-    """What a pip install depends on: its arguments, and the content of every local file among them."""
+    """What a pip install depends on: its arguments, a local file by its content and extras (not its path)."""
     parts = []
     for arg in args:
-        parts.append(arg.encode())
-        path = Path(arg.split("[")[0])
-        if path.is_file():
-            parts.append(path.read_bytes())
+        path, bracket, extras = arg.partition("[")
+        if Path(path).is_file():
+            parts += [Path(path).read_bytes(), (bracket + extras).encode()]
+        else:
+            parts.append(arg.encode())
     return parts
 
 
