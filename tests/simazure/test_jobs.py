@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from diabetes_mlops.azure.jobs import upload_source, wait_for_job
 from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings
+from tests.simazure.runner import venv_env
 from tests.simazure.service import SimAzure
 
 
@@ -63,3 +67,38 @@ def test_the_scheduled_retraining_pipeline_registers_with_the_workspace_of_a_con
     versions = list(client.models.list(name="scheduled"))
     assert [v.version for v in versions] == ["1"]
     assert "registered scheduled version 1" in simazure.workspace.job_log(job)
+
+
+SUBMIT_FROM_WHEEL = """
+from diabetes_mlops.azure.artifacts import DatastoreFiles
+from diabetes_mlops.azure.clients import default_credential, ml_client
+from diabetes_mlops.azure.jobs import upload_source
+from diabetes_mlops.config import load_settings
+
+settings = load_settings()
+client = ml_client(settings, enable_telemetry=False)
+print(upload_source(DatastoreFiles.from_workspace(client, default_credential(settings))))
+"""
+
+
+def test_a_user_who_installed_the_wheel_can_ship_the_package_to_a_job(
+    simazure: SimAzure, simazure_env: dict[str, str], tmp_path: Path
+) -> None:
+    """From a venv where the kit came from a wheel (the job's own), far from any checkout."""
+    venvs = [p.parent.parent for p in simazure.venvs.root.glob("*/bin/diabetes-mlops")]
+    assert venvs, "the training job test builds the kit's venv first"
+    env = venv_env(venvs[0], {**simazure_env, "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [str(venvs[0] / "bin" / "python"), "-c", SUBMIT_FROM_WHEEL],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    uri = done.stdout.strip().splitlines()[-1]
+    blob = uri.partition("/paths/")[2]
+    with zipfile.ZipFile(io.BytesIO(simazure.workspace.container.download_blob(blob).readall())) as wheel:
+        assert "diabetes_mlops/azure/jobs.py" in wheel.namelist()
