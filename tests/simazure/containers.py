@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from diabetes_mlops.deploy.supervisor import _stop
 from tests.simazure.runner import Dockerfile, Venvs, free_port, start_process, venv_env
 
 START_TIMEOUT_SECONDS = 120
@@ -69,13 +70,8 @@ class Container:
     root: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """As a container runtime stops it: SIGTERM, then SIGKILL if it hangs (the kit's own supervisor's way)."""
+        _stop(self.process)
 
     def ready(self, path: str = "/ready") -> bool:
         if self.process.poll() is not None:
