@@ -130,7 +130,8 @@ def _fetch(url: str) -> Cloud:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=METADATA_TIMEOUT_SECONDS) as response:
+        # A new opener reads the proxy variables now; urlopen's is fixed at the process's first call.
+        with urllib.request.build_opener().open(url, timeout=METADATA_TIMEOUT_SECONDS) as response:
             document = json.loads(response.read())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"setting 'azure_cloud': cannot read the metadata document {url}: {exc}") from None

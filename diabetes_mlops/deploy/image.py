@@ -84,7 +84,8 @@ def acr_refresh_token(server: str, credential: TokenCredential, scope: str, base
     form = urllib.parse.urlencode({"grant_type": "access_token", "service": server, "access_token": aad})
     request = urllib.request.Request(f"{base_url or 'https://' + server}/oauth2/exchange", data=form.encode())
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        # A new opener reads the proxy variables now; urlopen's is fixed at the process's first call.
+        with urllib.request.build_opener().open(request, timeout=30) as response:
             return json.loads(response.read())["refresh_token"]
     except (OSError, KeyError, ValueError) as exc:
         raise ImageBuildFailed(f"could not get a token for {server}: {type(exc).__name__}") from None
