@@ -9,6 +9,7 @@ Service's load-balancer IP) there.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -30,34 +31,39 @@ class ImageError(Exception):
 
 
 class Images:
-    """Every registry's images: ``<login server>/<repository>:<tag>`` -> a directory."""
+    """Every registry's images by digest, and the tags naming them: ``<server>/<repository>:<tag>``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.tags: dict[str, str] = {}
 
-    def path(self, image: str) -> Path:
-        server, _, rest = image.partition("/")
-        repository, _, tag = rest.rpartition(":")
-        return self.root / server / repository / (tag or "latest")
+    def push_context(self, image: str, tarball: Path) -> str:
+        """Build ``image`` from a gzipped build context (here the context is the image); its digest."""
+        digest = "sha256:" + hashlib.sha256(tarball.read_bytes()).hexdigest()
+        target = self.root / digest.split(":")[1]
+        if not target.is_dir():
+            staging = target.with_name(f".{target.name}-{uuid.uuid4().hex[:6]}")
+            with tarfile.open(tarball, "r:gz") as tar:
+                tar.extractall(staging, filter="data")
+            if not (staging / "Dockerfile").is_file():
+                shutil.rmtree(staging)
+                raise ImageError("the build context has no Dockerfile")
+            staging.rename(target)
+        self.tags[image] = digest
+        return digest
 
-    def push_context(self, image: str, tarball: Path) -> None:
-        """Build ``image`` from a gzipped build context: here, the context is the image."""
-        target = self.path(image)
-        staging = target.with_name(f".{target.name}-{uuid.uuid4().hex[:6]}")
-        with tarfile.open(tarball, "r:gz") as tar:
-            tar.extractall(staging, filter="data")
-        if not (staging / "Dockerfile").is_file():
-            shutil.rmtree(staging)
-            raise ImageError("the build context has no Dockerfile")
-        shutil.rmtree(target, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
+    def digest(self, image: str) -> str | None:
+        """The digest an image reference names (by digest or by tag); None when the registry has none."""
+        if "@" in image:
+            digest = image.split("@", 1)[1]
+            return digest if (self.root / digest.split(":")[-1]).is_dir() else None
+        return self.tags.get(image)
 
     def pull(self, image: str) -> Path:
-        path = self.path(image)
-        if not (path / "Dockerfile").is_file():
+        digest = self.digest(image)
+        if digest is None:
             raise ImageError(f"image {image} not found")
-        return path
+        return self.root / digest.split(":")[1]
 
 
 @dataclass

@@ -82,6 +82,7 @@ class Registries:
         self.passwords = {name: secrets.token_urlsafe(18) for name in names}
         self.runs: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: set[str] = set()
+        self.access_tokens: set[str] = set()
 
     def login_server(self, name: str) -> str:
         return f"{name}.{self.suffix}"
@@ -92,6 +93,8 @@ class Registries:
         t.on("POST", ACR + r"/scheduleRun", self._schedule)
         t.on("GET", ACR + r"/runs/(?P<run>[^/]+)", self._run)
         t.on("POST", r"/oauth2/exchange", self._exchange)
+        t.on("POST", r"/oauth2/token", self._access_token)
+        t.on("GET", r"/acr/v1/(?P<repo>[^/]+)/_tags/(?P<tag>[^/]+)", self._tag)
 
     def _credentials(self, call: Call) -> tuple[int, Any]:
         name = _name(call, -2)
@@ -167,6 +170,41 @@ class Registries:
         token = secrets.token_urlsafe(24)
         self.refresh_tokens.add(token)
         return 200, {"refresh_token": token}
+
+    def _access_token(self, call: Call) -> tuple[int, Any]:
+        form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
+        if form.get("refresh_token") not in self.refresh_tokens:
+            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid refresh token"}]}
+        token = secrets.token_urlsafe(24)
+        self.access_tokens.add(token)
+        return 200, {"access_token": token}
+
+    def _tag(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        """A tag's properties; without an ACR access token, the challenge that says how to get one."""
+        server = {k.lower(): v for k, v in call.headers.items()}.get("host", "").split(":")[0]
+        _, _, _, repo, _, tag = call.path.split("/")
+        auth = {k.lower(): v for k, v in call.headers.items()}.get("authorization", "")
+        if auth.removeprefix("Bearer ") not in self.access_tokens:
+            realm = f'realm="https://{server}/oauth2/token",service="{server}"'
+            challenge = f'Bearer {realm},scope="repository:{repo}:metadata_read"'
+            return 401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": challenge}
+        digest = self.images.tags.get(f"{server}/{repo}:{tag}")
+        if digest is None:
+            return 404, {"errors": [{"code": "TAG_UNKNOWN", "message": f"{repo}:{tag} is not known"}]}
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        attributes = {"deleteEnabled": True, "writeEnabled": True, "readEnabled": True, "listEnabled": True}
+        return 200, {
+            "registry": server,
+            "imageName": repo,
+            "tag": {
+                "name": tag,
+                "digest": digest,
+                "createdTime": when,
+                "lastUpdateTime": when,
+                "signed": False,
+                "changeableAttributes": attributes,
+            },
+        }
 
 
 def _path_name(call: Call) -> str:

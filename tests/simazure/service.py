@@ -47,7 +47,7 @@ TENANT = "72f988bf-0000-4000-8000-00000000f00d"
 ACR_NAME = "acrmlops"
 AKS_NAME = "aks-mlops"
 WHEELHOUSE = Path(os.environ.get("SIMAZURE_WHEELHOUSE", ROOT / ".tools" / "wheelhouse"))
-PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/")
+PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/", "/acr/")  # ACR checks its own tokens
 
 
 class SimAzure:
