@@ -29,10 +29,8 @@ def published(simazure: SimAzure, azure_settings: Settings, tmp_path: Path) -> P
     registry = LocalRegistry(azure_settings.registry_dir)
     done = AzureTarget(azure_settings).publish(registry, azure_settings.model_name, version, tmp_path / "bundle")
     server = f"{ACR_NAME}.azurecr.simazure.test"
-    assert (
-        done.image
-        == f"{server}/{azure_settings.model_name}@{simazure.registries.images.tags[f'{server}/{azure_settings.model_name}:{version}']}"
-    )
+    tag = f"{server}/{azure_settings.model_name}:{version}"
+    assert done.image == f"{server}/{azure_settings.model_name}@{simazure.registries.images.tags[tag]}"
     return done
 
 
