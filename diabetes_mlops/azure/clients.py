@@ -20,12 +20,8 @@ if TYPE_CHECKING:
     from diabetes_mlops.azure.clouds import Cloud
     from diabetes_mlops.config import Settings
 
-# Azure ML's config.json names the workspace with these keys.
-CONFIG_FILE_FIELDS = {
-    "azure_subscription_id": "subscription_id",
-    "azure_resource_group": "resource_group",
-    "azure_workspace": "workspace_name",
-}
+# Azure ML's config.json names the subscription, resource group and workspace with these keys.
+CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
 
 
 def require(settings: Settings, name: str) -> Any:
@@ -65,10 +61,16 @@ def with_workspace(settings: Settings) -> Settings:
         raise ConfigError(f"setting 'azure_config_file': {path} does not exist")
     try:
         found = json.loads(path.read_text())
-        scope = {key: str(found[field]) for key, field in CONFIG_FILE_FIELDS.items()}
+        subscription, group, workspace = (str(found[field]) for field in CONFIG_FILE_FIELDS)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"setting 'azure_config_file': {path} lacks {exc} (Azure ML's config.json)") from None
-    return dataclasses.replace(settings, azure_config_file=None, **scope)
+    return dataclasses.replace(
+        settings,
+        azure_config_file=None,
+        azure_subscription_id=subscription,
+        azure_resource_group=group,
+        azure_workspace=workspace,
+    )
 
 
 def ml_client(settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any) -> MLClient:

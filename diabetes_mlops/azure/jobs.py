@@ -68,7 +68,7 @@ def wheel_entries() -> tuple[str, dict[str, bytes]]:
 
 def upload_source(files: DatastoreFiles) -> str:
     """Upload the package's wheel (what a job installs) under a content-named prefix; its datastore URI."""
-    from wheel.wheelfile import WheelFile
+    from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
 
     name, entries = wheel_entries()
     digest = hashlib.sha256()
