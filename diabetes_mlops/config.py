@@ -10,6 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diabetes_mlops.azure.clouds import valid_setting as valid_cloud
 from diabetes_mlops.errors import ConfigError
 
 ENV_PREFIX = "DIABETES_MLOPS_"
@@ -44,6 +45,7 @@ class Settings:
     tracking: bool = True
     tracking_experiment: str = "diabetes-mlops"
     scoring_key: str | None = field(default=None, repr=False)
+    azure_cloud: str = "public"
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
@@ -100,6 +102,7 @@ class Settings:
             "drift_psi_threshold": self.drift_psi_threshold > 0,
             "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
             "drift_min_rows": self.drift_min_rows > 0,
+            "azure_cloud": valid_cloud(self.azure_cloud),
             "azure_compute_max_nodes": self.azure_compute_max_nodes > 0,
             "azure_compute_idle_seconds": self.azure_compute_idle_seconds >= 0,
             "azure_job_timeout": self.azure_job_timeout > 0,

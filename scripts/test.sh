@@ -23,6 +23,14 @@ fi
 if [ ! -x .tools/groovy-lint/node_modules/.bin/npm-groovy-lint ]; then
     npm install --silent --no-audit --no-fund --prefix .tools/groovy-lint npm-groovy-lint@16.2.0 >/dev/null
 fi
+# The simulated Azure's package index (tests/simazure): jobs and containers build their venvs from it, never
+# from the network. It holds the kit's dependency closure at the versions installed here.
+if [ ! -f .tools/wheelhouse/.complete ] || [ pyproject.toml -nt .tools/wheelhouse/.complete ]; then
+    python3 -m pip freeze --exclude-editable | grep -v ' @ ' > .tools/wheelhouse-constraints.txt
+    python3 -m pip download -q --disable-pip-version-check -d .tools/wheelhouse \
+        -c .tools/wheelhouse-constraints.txt '.[azure]'
+    touch .tools/wheelhouse/.complete
+fi
 
 ruff check .
 ruff format --check .

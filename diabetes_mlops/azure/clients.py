@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.config import ENV_PREFIX
+from diabetes_mlops.config import ENV_PREFIX, load_settings
 from diabetes_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -15,7 +17,11 @@ if TYPE_CHECKING:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
     from azure.mgmt.containerservice import ContainerServiceClient
 
+    from diabetes_mlops.azure.clouds import Cloud
     from diabetes_mlops.config import Settings
+
+# Azure ML's config.json names the subscription, resource group and workspace with these keys.
+CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
 
 
 def require(settings: Settings, name: str) -> Any:
@@ -29,30 +35,55 @@ def require(settings: Settings, name: str) -> Any:
     return value
 
 
-def default_credential() -> TokenCredential:
-    """``DefaultAzureCredential``: environment (a service principal), workload or managed identity, az login."""
+def cloud(settings: Settings) -> Cloud:
+    """The cloud ``azure_cloud`` names: its endpoints for every client built here."""
+    from diabetes_mlops.azure.clouds import resolve
+
+    return resolve(settings.azure_cloud)
+
+
+def default_credential(settings: Settings | None = None) -> TokenCredential:
+    """``DefaultAzureCredential`` for the configured cloud: environment (a service principal), workload or
+    managed identity, az login."""
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError as exc:  # the extra is optional; say how to get it
         raise ConfigError("Azure support needs the azure extra: pip install 'diabetes-mlops[azure]'") from exc
-    return DefaultAzureCredential()
+    return DefaultAzureCredential(**cloud(settings or load_settings()).credential_kwargs())
+
+
+def with_workspace(settings: Settings) -> Settings:
+    """The settings with subscription, resource group and workspace filled in from ``azure_config_file``."""
+    path = settings.azure_config_file
+    if path is None:
+        return settings
+    if not path.is_file():
+        raise ConfigError(f"setting 'azure_config_file': {path} does not exist")
+    try:
+        found = json.loads(path.read_text())
+        subscription, group, workspace = (str(found[field]) for field in CONFIG_FILE_FIELDS)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"setting 'azure_config_file': {path} lacks {exc} (Azure ML's config.json)") from None
+    return dataclasses.replace(
+        settings,
+        azure_config_file=None,
+        azure_subscription_id=subscription,
+        azure_resource_group=group,
+        azure_workspace=workspace,
+    )
 
 
 def ml_client(settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any) -> MLClient:
     """The Azure ML workspace client: from ``azure_config_file`` (Azure ML's config.json) or the three settings."""
     from azure.ai.ml import MLClient
 
-    credential = credential or default_credential()
-    if settings.azure_config_file is not None:
-        if not settings.azure_config_file.is_file():
-            raise ConfigError(f"setting 'azure_config_file': {settings.azure_config_file} does not exist")
-        return MLClient.from_config(credential, path=str(settings.azure_config_file), **client_kwargs)
+    settings = with_workspace(settings)
     return MLClient(
-        credential,
+        credential or default_credential(settings),
         subscription_id=require(settings, "azure_subscription_id"),
         resource_group_name=require(settings, "azure_resource_group"),
         workspace_name=require(settings, "azure_workspace"),
-        **client_kwargs,
+        **{**cloud(settings).ml_client_kwargs(), **client_kwargs},
     )
 
 
@@ -61,9 +92,7 @@ def container_instance_client(
 ) -> ContainerInstanceManagementClient:
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
-    return ContainerInstanceManagementClient(
-        credential or default_credential(), require(settings, "azure_subscription_id"), **client_kwargs
-    )
+    return ContainerInstanceManagementClient(*_arm_args(settings, credential), **_arm_kwargs(settings, client_kwargs))
 
 
 def container_service_client(
@@ -71,9 +100,7 @@ def container_service_client(
 ) -> ContainerServiceClient:
     from azure.mgmt.containerservice import ContainerServiceClient
 
-    return ContainerServiceClient(
-        credential or default_credential(), require(settings, "azure_subscription_id"), **client_kwargs
-    )
+    return ContainerServiceClient(*_arm_args(settings, credential), **_arm_kwargs(settings, client_kwargs))
 
 
 def container_registry_client(
@@ -81,22 +108,29 @@ def container_registry_client(
 ) -> ContainerRegistryManagementClient:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-    return ContainerRegistryManagementClient(
-        credential or default_credential(), require(settings, "azure_subscription_id"), **client_kwargs
-    )
+    return ContainerRegistryManagementClient(*_arm_args(settings, credential), **_arm_kwargs(settings, client_kwargs))
 
 
 def container_registry_data_client(
     settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any
 ) -> ContainerRegistryClient:
-    """The ACR data-plane client (tags, manifests) of ``azure_acr_name``."""
+    """The ACR data-plane client (tags, manifests) of ``azure_acr_name``; its audience is the cloud's ARM."""
     from azure.containerregistry import ContainerRegistryClient
 
     from diabetes_mlops.deploy.image import login_server
 
     return ContainerRegistryClient(
         f"https://{login_server(settings)}",
-        credential or default_credential(),
-        audience="https://management.azure.com",
+        credential or default_credential(settings),
+        audience=cloud(settings).resource_manager.rstrip("/"),
         **client_kwargs,
     )
+
+
+def _arm_args(settings: Settings, credential: TokenCredential | None) -> tuple[TokenCredential, str]:
+    settings = with_workspace(settings)
+    return credential or default_credential(settings), require(settings, "azure_subscription_id")
+
+
+def _arm_kwargs(settings: Settings, client_kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**cloud(settings).arm_client_kwargs(), **client_kwargs}

@@ -1,16 +1,17 @@
 """Azure ML command jobs that run this package's own CLI, and the wait for them.
 
-The package travels as source: its tree is uploaded to the datastore once per content hash and
-``pip install``-ed by the job, so the job runs exactly the code that submitted it.
+The package travels as a wheel built from the code that submits the job (a source checkout or an installed
+wheel alike), uploaded to the datastore once per content hash and installed by the job with its ``azure``
+extra, so every remote step runs exactly the submitting code and can reach the workspace's registry.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.metadata import distribution
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,40 +26,64 @@ if TYPE_CHECKING:
     from diabetes_mlops.azure.artifacts import DatastoreFiles
     from diabetes_mlops.config import Settings
 
-TERMINAL_STATUSES = ("Completed", "Failed", "Canceled", "NotResponding")
-FORWARDED_SETTINGS = ("model_name", "seed", "test_size", "alpha", "cv_alphas", "r2_floor", "min_improvement")
-SOURCE_PREFIX = "diabetes-mlops/source"
-INSTALL = 'pip install --quiet "${{inputs.source}}"'
+# NotResponding is not final: Azure ML reports it while a node misses heartbeats, and the job can go on.
+TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
+FORWARDED_SETTINGS = (
+    "model_name",
+    "seed",
+    "test_size",
+    "alpha",
+    "cv_alphas",
+    "r2_floor",
+    "min_improvement",
+    "azure_cloud",
+)
+DISTRIBUTION = "diabetes-mlops"
+PACKAGE_PREFIX = "diabetes-mlops/packages"
+INSTALL = 'pip install --quiet "${{inputs.package}}[azure]"'
+WHEEL_INFO = "Wheel-Version: 1.0\nGenerator: diabetes-mlops\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 
 class JobFailed(MlopsError):
     """An Azure ML job ended in a status other than Completed, or did not end in time."""
 
 
-def source_tree() -> Path:
-    """The checkout this package runs from (where ``pyproject.toml`` is)."""
-    root = Path(diabetes_mlops.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file():
-        raise MlopsError(f"{root} is not a source checkout of diabetes-mlops: Azure jobs upload the package source")
-    return root
+def wheel_entries() -> tuple[str, dict[str, bytes]]:
+    """The wheel's file name and contents: the package's modules plus its installed metadata (dependencies,
+    extras, console script), so a checkout and an installed wheel give the same wheel."""
+    dist = distribution(DISTRIBUTION)
+    tag = f"{DISTRIBUTION.replace('-', '_')}-{dist.version}"
+    package = Path(diabetes_mlops.__file__).resolve().parent
+    entries = {
+        f"{package.name}/{module.relative_to(package).as_posix()}": module.read_bytes()
+        for module in sorted(package.rglob("*.py"))
+        if "__pycache__" not in module.parts
+    }
+    # An editable install from a checkout may hold its metadata as an egg-info's PKG-INFO: the same format.
+    metadata = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    entries[f"{tag}.dist-info/METADATA"] = metadata.encode()
+    entries[f"{tag}.dist-info/entry_points.txt"] = (dist.read_text("entry_points.txt") or "").encode()
+    entries[f"{tag}.dist-info/WHEEL"] = WHEEL_INFO.encode()
+    return f"{tag}-py3-none-any.whl", entries
 
 
-def upload_source(files: DatastoreFiles, root: Path | None = None) -> str:
-    """Upload the installable source (pyproject, README, the package's .py files); its datastore URI."""
-    root = root or source_tree()
-    wanted = [root / "pyproject.toml", *(p for p in [root / "README.md"] if p.is_file())]
-    wanted += sorted(p for p in (root / "diabetes_mlops").rglob("*.py") if "__pycache__" not in p.parts)
+def upload_source(files: DatastoreFiles) -> str:
+    """Upload the package's wheel (what a job installs) under a content-named prefix; its datastore URI."""
+    from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
+
+    name, entries = wheel_entries()
     digest = hashlib.sha256()
-    for path in wanted:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    prefix = f"{SOURCE_PREFIX}/{digest.hexdigest()[:16]}"
-    with tempfile.TemporaryDirectory(prefix="diabetes-mlops-source-") as tmp:
-        for path in wanted:
-            target = Path(tmp) / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        files.upload_dir(Path(tmp), prefix)
-    return files.uri(prefix)
+    for arcname, data in entries.items():
+        digest.update(arcname.encode() + b"\0" + data + b"\0")
+    prefix = f"{PACKAGE_PREFIX}/{digest.hexdigest()[:16]}"
+    with tempfile.TemporaryDirectory(prefix="diabetes-mlops-wheel-") as tmp:
+        path = Path(tmp) / name
+        with WheelFile(path, "w") as wheel:  # it writes the RECORD of hashes pip checks
+            for arcname, data in entries.items():
+                wheel.writestr(arcname, data)
+        with open(path, "rb") as fh:
+            files.container.upload_blob(f"{prefix}/{name}", fh, overwrite=True)
+    return files.uri(prefix) + name
 
 
 def environment(settings: Settings) -> Environment:
@@ -71,6 +96,9 @@ def environment(settings: Settings) -> Environment:
 
 def job_environment_variables(settings: Settings, registry: bool = False) -> dict[str, str]:
     """The settings a remote step must share with this one, as ``DIABETES_MLOPS_*`` variables (no secrets)."""
+    from diabetes_mlops.azure.clients import with_workspace
+
+    settings = with_workspace(settings)
     values: dict[str, Any] = {name: getattr(settings, name) for name in FORWARDED_SETTINGS}
     if registry:  # evaluate and register talk to this workspace's registry, as the compute's identity
         values.update(

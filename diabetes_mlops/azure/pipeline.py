@@ -27,7 +27,7 @@ def _continue_run(verb: str) -> str:
     return f'{INSTALL} && {COPY_RUN_DIR} && (diabetes-mlops {verb} --run-dir "${{{{outputs.run_dir}}}}" {OK_OR_KEPT})'
 
 
-def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
+def retrain_pipeline(settings: Settings, package_uri: str) -> PipelineJob:
     """train -> evaluate -> register on the cluster, training on ``azure_training_data`` (or the built-in set)."""
     from azure.ai.ml import Input, Output, command
     from azure.ai.ml.dsl import pipeline
@@ -35,11 +35,11 @@ def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
     env = environment(settings)
     plain = job_environment_variables(settings)
     with_registry = job_environment_variables(settings, registry=True)
-    source = Input(type="uri_folder", mode="download")
+    package = Input(type="uri_file", mode="download")
     run_in = Input(type="uri_folder", mode="download")
     run_out = Output(type="uri_folder", mode="rw_mount")
 
-    train_inputs = {"source": source}
+    train_inputs = {"package": package}
     train_line = f'{INSTALL} && diabetes-mlops train --run-dir "${{{{outputs.run_dir}}}}"'
     if settings.azure_training_data:
         train_inputs["data"] = Input(type="uri_file", mode="download")
@@ -57,7 +57,7 @@ def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
         command(
             name=verb,
             display_name=verb,
-            inputs={"source": source, "run_dir": run_in},
+            inputs={"package": package, "run_dir": run_in},
             outputs={"run_dir": run_out},
             environment=env,
             environment_variables=with_registry,
@@ -72,13 +72,13 @@ def retrain_pipeline(settings: Settings, source_uri: str) -> PipelineJob:
 
     # No annotations: the dsl reads them as input types, and this module's are strings.
     @pipeline(name="diabetes_retrain", description="diabetes-mlops: train, evaluate, register if better")
-    def retrain(source):  # type: ignore[no-untyped-def]
-        trained = train(source=source, **data)
-        evaluated = evaluate(source=source, run_dir=trained.outputs.run_dir)
-        registered = register(source=source, run_dir=evaluated.outputs.run_dir)
+    def retrain(package):  # type: ignore[no-untyped-def]
+        trained = train(package=package, **data)
+        evaluated = evaluate(package=package, run_dir=trained.outputs.run_dir)
+        registered = register(package=package, run_dir=evaluated.outputs.run_dir)
         return {"run_dir": registered.outputs.run_dir}
 
-    job = retrain(source=Input(type="uri_folder", path=source_uri, mode="download"))
+    job = retrain(package=Input(type="uri_file", path=package_uri, mode="download"))
     job.settings.default_compute = settings.azure_compute_name
     job.experiment_name = settings.azure_experiment
     job.tags = {"created_by": "diabetes-mlops"}

@@ -37,11 +37,11 @@ class AzureTraining:
         }
 
 
-def training_job(settings: Settings, run_id: str, source_uri: str, run_uri: str, data: str | None = None) -> Command:
-    """A command job that installs the package and runs ``diabetes-mlops train`` into the run output."""
+def training_job(settings: Settings, run_id: str, package_uri: str, run_uri: str, data: str | None = None) -> Command:
+    """A command job that installs the package's wheel and runs ``diabetes-mlops train`` into the run output."""
     from azure.ai.ml import Input, Output, command
 
-    inputs = {"source": Input(type="uri_folder", path=source_uri, mode="download")}
+    inputs = {"package": Input(type="uri_file", path=package_uri, mode="download")}
     line = f'{INSTALL} && diabetes-mlops train --run-dir "${{{{outputs.run_dir}}}}"'
     if data:
         inputs["data"] = Input(type="uri_file", path=data, mode="download")

@@ -75,10 +75,16 @@ def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None
     return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
 
 
-def pinned_requirements(azure: bool = False) -> list[str]:
-    """The serving requirements (with ``azure``, those of a service in Azure too) pinned to the versions here."""
+def pinned_requirements(azure: bool = False, trained_with: dict[str, str] | None = None) -> list[str]:
+    """The serving requirements (with ``azure``, those of a service in Azure too) pinned to the versions the
+    model was trained with (its ``library_versions``), the others to the versions installed here."""
+    trained_with = trained_with or {}
     names = SERVING_REQUIREMENTS + (AZURE_SERVING_REQUIREMENTS if azure else ())
-    return [f"{name}=={version(name.split('[')[0])}" for name in names]
+    pins = []
+    for name in names:
+        bare = name.split("[")[0]
+        pins.append(f"{name}=={trained_with.get(bare) or version(bare)}")
+    return pins
 
 
 def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, azure: bool = False) -> Path:
@@ -98,7 +104,8 @@ def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, 
     package = Path(diabetes_mlops.__file__).parent
     shutil.copytree(package, out_dir / "diabetes_mlops", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out_dir / "score.py").write_text(ENTRY_SCRIPT)
-    (out_dir / "requirements.txt").write_text("\n".join(pinned_requirements(azure)) + "\n")
+    requirements = pinned_requirements(azure, entry.library_versions)
+    (out_dir / "requirements.txt").write_text("\n".join(requirements) + "\n")
     (out_dir / "Dockerfile").write_text(DOCKERFILE.format(port=SERVICE_PORT, command=json.dumps(SERVE_COMMAND)))
     (out_dir / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
     manifest = {"model": entry.to_dict(), "package_version": diabetes_mlops.__version__, "port": SERVICE_PORT}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops import progress
-from diabetes_mlops.azure.clients import require
+from diabetes_mlops.azure.clients import cloud, require
 from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 BUILD_API_VERSION = "2019-06-01-preview"  # the ACR API that still carries source upload and build runs
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # the user name ACR expects with an exchanged token
-ARM_SCOPE = "https://management.azure.com/.default"
 RUN_DONE = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
 
 
@@ -56,7 +55,8 @@ class ImageResult:
 
 
 def login_server(settings: Settings) -> str:
-    return f"{require(settings, 'azure_acr_name')}.azurecr.io"
+    """The registry's host name in the configured cloud (``<acr>.azurecr.io`` in the public one)."""
+    return cloud(settings).acr_login_server(require(settings, "azure_acr_name"))
 
 
 def image_tag(name: str, version: int) -> str:
@@ -79,13 +79,14 @@ def docker_commands(image: str, context: Path) -> list[list[str]]:
     ]
 
 
-def acr_refresh_token(server: str, credential: TokenCredential, base_url: str | None = None) -> str:
-    """Exchange the identity's Azure token for an ACR refresh token (what ``az acr login`` does)."""
-    aad = credential.get_token(ARM_SCOPE).token
+def acr_refresh_token(server: str, credential: TokenCredential, scope: str, base_url: str | None = None) -> str:
+    """Exchange the identity's Azure token (for ARM's ``scope``) for an ACR refresh token, as ``az acr login``."""
+    aad = credential.get_token(scope).token
     form = urllib.parse.urlencode({"grant_type": "access_token", "service": server, "access_token": aad})
     request = urllib.request.Request(f"{base_url or 'https://' + server}/oauth2/exchange", data=form.encode())
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        # A new opener reads the proxy variables now; urlopen's is fixed at the process's first call.
+        with urllib.request.build_opener().open(request, timeout=30) as response:
             return json.loads(response.read())["refresh_token"]
     except (OSError, KeyError, ValueError) as exc:
         raise ImageBuildFailed(f"could not get a token for {server}: {type(exc).__name__}") from None
@@ -96,7 +97,7 @@ def push_with_docker(
 ) -> ImageResult:
     server = login_server(settings)
     image = f"{server}/{image_tag(name, version)}"
-    token = acr_refresh_token(server, credential)
+    token = acr_refresh_token(server, credential, cloud(settings).arm_scope)
     login = ["docker", "login", server, "--username", ACR_TOKEN_USER, "--password-stdin"]
     for args, stdin in [(login, token), *((c, None) for c in docker_commands(image, context))]:
         done = subprocess.run(args, input=stdin, text=True, capture_output=True, check=False)
@@ -189,7 +190,7 @@ def publish_image(
     """Build and push the bundle in ``context`` (with docker when it works here, else as an ACR build); by digest."""
     from diabetes_mlops.azure.clients import container_registry_client, default_credential
 
-    credential = credential or default_credential()
+    credential = credential or default_credential(settings)
     if docker_works():
         built = push_with_docker(settings, context, name, version, credential)
     else:

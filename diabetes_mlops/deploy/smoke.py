@@ -45,7 +45,8 @@ def _request(url: str, key: str | None, body: dict[str, object] | None = None) -
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+        # A new opener reads the proxy variables now; urlopen's is fixed at the process's first call.
+        with urllib.request.build_opener().open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()

@@ -85,7 +85,7 @@ class BlobLogStore:
             container = ContainerClient(
                 require(settings, "azure_storage_account_url"),
                 settings.azure_storage_container,
-                credential=credential or default_credential(),
+                credential=credential or default_credential(settings),
                 **options,
             )
         return cls(container, settings.logs_dir / "blob-spool")

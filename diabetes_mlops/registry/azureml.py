@@ -62,7 +62,7 @@ class AzureMLRegistry:
         from diabetes_mlops.azure.artifacts import DatastoreFiles
         from diabetes_mlops.azure.clients import default_credential, ml_client
 
-        credential = credential or default_credential()
+        credential = credential or default_credential(settings)
         client = ml_client(settings, credential)
         return cls(client, DatastoreFiles.from_workspace(client, credential), settings.home / "azureml-cache")
 

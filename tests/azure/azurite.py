@@ -22,24 +22,28 @@ def free_port() -> int:
 class Azurite:
     """One azurite-blob process; ``persistent`` keeps its blobs on disk across a stop and a start."""
 
-    def __init__(self, location: Path, persistent: bool = False) -> None:
+    def __init__(self, location: Path, persistent: bool = False, tls: tuple[Path, Path] | None = None) -> None:
         if not AZURITE.exists():
             raise RuntimeError(f"{AZURITE} is missing: run scripts/test.sh (npm install --prefix .tools azurite)")
         self.location = location
         self.persistent = persistent
+        self.tls = tls  # (certificate chain, key): HTTPS, and OAuth bearer tokens accepted
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def connection_string(self) -> str:
+        scheme = "https" if self.tls else "http"
         return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+            f"DefaultEndpointsProtocol={scheme};AccountName=devstoreaccount1;"
+            f"AccountKey={ACCOUNT_KEY};BlobEndpoint={scheme}://127.0.0.1:{self.port}/devstoreaccount1;"
         )
 
     def start(self) -> None:
         args = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port)]
         args += ["--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+        if self.tls:
+            args += ["--cert", str(self.tls[0]), "--key", str(self.tls[1]), "--oauth", "basic"]
         # Azurite refuses --location together with --inMemoryPersistence; the working directory keeps
         # whatever small files it still writes out of the repository.
         args += ["--location", str(self.location)] if self.persistent else ["--inMemoryPersistence"]

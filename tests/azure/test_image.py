@@ -17,6 +17,7 @@ from azurite import ACCOUNT_KEY
 from fakes import Call, FakeCredential, FakeTransport
 
 from diabetes_mlops.azure.clients import container_registry_client
+from diabetes_mlops.azure.clouds import KNOWN_CLOUDS
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.deploy.image import (
     BUILD_API_VERSION,
@@ -151,9 +152,12 @@ def test_acr_token_exchange_sends_the_azure_token_and_never_echoes_it() -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     credential = FakeCredential()
     try:
-        assert acr_refresh_token("acrmlops.azurecr.io", credential, base_url=base) == "acr-refresh"
+        assert (
+            acr_refresh_token("acrmlops.azurecr.io", credential, KNOWN_CLOUDS["public"].arm_scope, base_url=base)
+            == "acr-refresh"
+        )
         with pytest.raises(ImageBuildFailed) as info:
-            acr_refresh_token("acrmlops.azurecr.io", credential, base_url=base)
+            acr_refresh_token("acrmlops.azurecr.io", credential, KNOWN_CLOUDS["public"].arm_scope, base_url=base)
     finally:
         server.shutdown()
         server.server_close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,9 @@ from diabetes_mlops.azure.pipeline import (
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import load_settings
 
-SOURCE = "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/abc/"
+SOURCE = (
+    "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/packages/abc/diabetes_mlops-0.1.0-py3-none-any.whl"
+)
 
 
 @pytest.fixture
@@ -78,11 +82,12 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert job["jobType"] == "Command"
     assert job["computeId"].endswith("/computes/cpu-cluster")
     assert job["command"] == (
-        'pip install --quiet "${{inputs.source}}" && diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
+        'pip install --quiet "${{inputs.package}}[azure]" && diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
     )
-    assert job["inputs"]["source"]["mode"] == "Download"
-    assert job["inputs"]["source"]["uri"].startswith(
-        "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/source/"
+    assert job["inputs"]["package"]["mode"] == "Download"
+    assert job["inputs"]["package"]["jobInputType"] == "uri_file"
+    assert job["inputs"]["package"]["uri"].startswith(
+        "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/packages/"
     )
     assert job["outputs"]["run_dir"]["uri"] == (
         f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{run_dir.name}/"
@@ -92,9 +97,14 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     env_body = workspace.transport.find("PUT", rf"{WS_PATH}/environments/.+/versions/.+")[0].body["properties"]
     assert env_body["image"] == settings.azure_environment_image
     assert "python=3.11" in env_body["condaFile"]
-    # The package source went to the datastore, with the package's own files.
-    uploaded = {b.name.split("/", 3)[3] for b in container.list_blobs(name_starts_with="diabetes-mlops/source/")}
-    assert {"pyproject.toml", "diabetes_mlops/cli/base.py", "diabetes_mlops/azure/training.py"} <= uploaded
+    # The package went to the datastore as a wheel with the package's own modules and its metadata.
+    (wheel,) = container.list_blobs(name_starts_with="diabetes-mlops/packages/")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    with zipfile.ZipFile(io.BytesIO(container.download_blob(wheel.name).readall())) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert {"diabetes_mlops/cli/base.py", "diabetes_mlops/azure/training.py"} <= names
+    assert "Provides-Extra: azure" in metadata
     assert workspace.transport.unmatched == []
 
 
@@ -144,8 +154,10 @@ def test_retraining_pipeline_and_its_schedule(ml_client, workspace, settings) ->
     assert body["jobs"]["registered"]["inputs"]["run_dir"]["value"] == "${{parent.jobs.evaluated.outputs.run_dir}}"
     assert body["jobs"]["registered"]["environment_variables"]["DIABETES_MLOPS_REGISTRY_BACKEND"] == "azureml"
     assert "DIABETES_MLOPS_REGISTRY_BACKEND" not in body["jobs"]["trained"]["environment_variables"]
-    assert body["inputs"]["source"]["uri"] == SOURCE
+    assert body["inputs"]["package"]["uri"] == SOURCE
+    assert body["jobs"]["registered"]["environment_variables"]["DIABETES_MLOPS_AZURE_WORKSPACE"] == WS
     commands = [c["properties"]["componentSpec"]["command"] for c in workspace.components]
+    assert all(c.startswith('pip install --quiet "${{inputs.package}}[azure]" && ') for c in commands)
     assert any("diabetes-mlops train" in c for c in commands)
     assert any("diabetes-mlops evaluate" in c and "|| [ $? -eq 3 ]" in c for c in commands)
     assert any("diabetes-mlops register" in c and "|| [ $? -eq 3 ]" in c for c in commands)
@@ -168,16 +180,16 @@ def test_retraining_pipeline_and_its_schedule(ml_client, workspace, settings) ->
     assert delete_schedule(ml_client, "diabetes-retrain") is False
 
 
-def test_upload_source_is_content_addressed(container, tmp_path: Path) -> None:
-    root = tmp_path / "src"
-    (root / "diabetes_mlops").mkdir(parents=True)
-    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
-    (root / "diabetes_mlops" / "__init__.py").write_text("")
+def test_the_uploaded_wheel_is_content_addressed(container, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diabetes_mlops.azure import jobs
+
     files = DatastoreFiles(container)
-    first = upload_source(files, root)
-    assert upload_source(files, root) == first
-    (root / "diabetes_mlops" / "__init__.py").write_text("x = 1\n")
-    assert upload_source(files, root) != first
+    first = upload_source(files)
+    assert upload_source(files) == first
+    name, entries = jobs.wheel_entries()
+    changed = {**entries, "diabetes_mlops/__init__.py": entries["diabetes_mlops/__init__.py"] + b"\n# changed\n"}
+    monkeypatch.setattr(jobs, "wheel_entries", lambda: (name, changed))
+    assert upload_source(files) != first
 
 
 def test_a_local_training_file_is_uploaded_and_passed_to_the_job(

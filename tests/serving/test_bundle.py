@@ -162,3 +162,20 @@ def test_azmlinfsrv_runs_the_entry_script(azmlinfsrv: str) -> None:
     bad = httpx.post(f"{azmlinfsrv}/score", json={"data": [[1, 2, 3]]})
     assert bad.status_code == 400
     assert bad.json() == {"error": "row 0: expected 10 values, got 3"}
+
+
+def test_the_bundle_pins_the_library_versions_the_model_was_trained_with(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    from diabetes_mlops.data import load_builtin
+    from diabetes_mlops.train import make_pipeline
+
+    settings = load_settings(home=tmp_path / "home")
+    frame = load_builtin()
+    model = make_pipeline(1.0).fit(frame.loc[:, list(FEATURES)], frame["target"])
+    trained_with = {"python": "3.11.7", "scikit-learn": "1.5.0", "numpy": "1.26.4", "skops": "0.10.0"}
+    entry = LocalRegistry(settings.registry_dir).register("m", model, {"library_versions": trained_with})
+    bundle = write_bundle(LocalRegistry(settings.registry_dir), "m", entry.version, tmp_path / "bundle")
+    requirements = set((bundle / "requirements.txt").read_text().split())
+    assert {"scikit-learn==1.5.0", "numpy==1.26.4", "skops==0.10.0"} <= requirements
+    assert f"starlette=={version('starlette')}" in requirements  # not recorded at training: the agent's version

@@ -1,0 +1,105 @@
+"""An AKS cluster's Kubernetes API whose Deployments run: each replica is a container of the Runtime, a
+rollout starts the new pods, waits until they are ready, then stops the old ones (maxUnavailable 0), and a
+LoadBalancer Service's IP leads (through the gateway) to a ready pod."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import TYPE_CHECKING, Any
+
+from fake_kube import FakeKube
+
+from tests.simazure.containers import Container, in_background, wait_ready
+
+if TYPE_CHECKING:
+    from tests.simazure.containers import Runtime
+    from tests.simazure.gateway import Gateway
+
+
+class SimKube(FakeKube):
+    """The fake API server, with pods that are real processes."""
+
+    def __init__(self, runtime: Runtime, gateway: Gateway, lb_ip: str) -> None:
+        super().__init__(rollout_polls=0, lb_ip=lb_ip)
+        self.runtime = runtime
+        self.gateway = gateway
+        self.pods: dict[str, list[tuple[int, Container]]] = {}  # deployment path -> (generation, pod)
+        self.observed: dict[str, int] = {}
+        self.failures: dict[str, str] = {}
+        self._pods_lock = threading.Lock()
+
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        status, answer = super().handle(method, path, query, headers, body)
+        if method == "PATCH" and status < 300 and answer.get("kind") == "Deployment":
+            generation = answer["metadata"]["generation"]
+            if self.observed.get(path, 0) < generation:
+                in_background(self._roll_out, path, generation)
+        return status, answer
+
+    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
+        env = {}
+        for item in container.get("env", []):
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                secret = self.objects.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}", {})
+                env[item["name"]] = base64.b64decode(secret.get("data", {}).get(ref["key"], "")).decode()
+            else:
+                env[item["name"]] = str(item.get("value", ""))
+        return env
+
+    def _roll_out(self, path: str, generation: int) -> None:
+        deployment = self.objects[path]
+        namespace = deployment["metadata"]["namespace"]
+        spec = deployment["spec"]["template"]["spec"]["containers"][0]
+        new: list[Container] = []
+        try:
+            for _ in range(deployment["spec"].get("replicas", 1)):
+                pod = self.runtime.start(spec["image"], self._env(namespace, spec))
+                new.append(pod)
+                if not wait_ready(pod):
+                    raise RuntimeError(f"pod of {spec['image']} never became ready")
+        except Exception as exc:  # the rollout stalls, as a crash-looping pod makes it
+            self.failures[path] = str(exc)
+            for pod in new:
+                pod.stop()
+            return
+        with self._pods_lock:
+            if self.objects[path]["metadata"]["generation"] != generation:
+                old, new_pods = new, []  # a newer apply came in meanwhile: this one is already stale
+            else:
+                old = [pod for _, pod in self.pods.get(path, [])]
+                new_pods = [(generation, pod) for pod in new]
+                self.pods[path] = new_pods
+                self.observed[path] = generation
+        if new_pods:
+            self._route_services(namespace, new_pods[0][1].port)
+        for pod in old:
+            pod.stop()
+
+    def _route_services(self, namespace: str, port: int) -> None:
+        if any(p.startswith(f"/api/v1/namespaces/{namespace}/services/") for p in self.objects):
+            self.gateway.route(self.lb_ip, port)
+
+    def _status(self, obj: dict[str, Any]) -> None:
+        super()._status(obj)
+        if obj["kind"] != "Deployment":
+            return
+        path = obj["metadata"]["selfLink"]
+        with self._pods_lock:
+            pods = self.pods.get(path, [])
+        generation = obj["metadata"]["generation"]
+        ready = [g for g, pod in pods if pod.ready()]
+        obj["status"] = {
+            "observedGeneration": self.observed.get(path, 0),
+            "replicas": len(pods),
+            "updatedReplicas": sum(1 for g in ready if g == generation),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+        }
+
+    def stop_pods(self) -> None:
+        with self._pods_lock:
+            for pods in self.pods.values():
+                for _, pod in pods:
+                    pod.stop()

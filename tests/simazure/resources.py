@@ -1,0 +1,368 @@
+"""ARM resource providers beside Azure ML: container registries (ACR), container groups (ACI), managed
+clusters (AKS); and the long-running operations they hand out."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import secrets
+import tempfile
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from fakes import Call, FakeTransport
+
+from tests.simazure.containers import Container, ImageError, Images, Runtime, in_background, wait_ready
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+    from tests.simazure.entra import Entra
+    from tests.simazure.gateway import Gateway
+    from tests.simazure.kube import SimKube
+
+RG_PATH = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers"
+ACR = RG_PATH + r"/Microsoft.ContainerRegistry/registries/(?P<name>[^/]+)"
+ACI = RG_PATH + r"/Microsoft.ContainerInstance/containerGroups/(?P<name>[^/]+)"
+AKS = RG_PATH + r"/Microsoft.ContainerService/managedClusters/(?P<name>[^/]+)"
+SOURCES_CONTAINER = "acr-build-sources"
+INACCESSIBLE = "The image '{image}' in container group is not accessible. Check the image and registry credential."
+
+
+def not_found(kind: str, name: str) -> tuple[int, Any]:
+    return 404, {"error": {"code": "ResourceNotFound", "message": f"The Resource '{kind}/{name}' was not found."}}
+
+
+def _name(call: Call, index: int) -> str:
+    return call.path.rstrip("/").split("/")[index]
+
+
+class Operations:
+    """Long-running operations: ``Azure-AsyncOperation`` URLs whose status a background task sets."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.status: dict[str, dict[str, Any]] = {}
+
+    def start(self) -> tuple[str, dict[str, str]]:
+        op = uuid.uuid4().hex
+        self.status[op] = {"status": "InProgress"}
+        return op, {"Azure-AsyncOperation": f"{self.base_url}/operations/{op}", "Retry-After": "1"}
+
+    def finish(self, op: str, error: str | None = None) -> None:
+        if error is None:
+            self.status[op] = {"status": "Succeeded"}
+        else:
+            self.status[op] = {"status": "Failed", "error": {"code": "DeploymentFailed", "message": error}}
+
+    def install(self, transport: FakeTransport) -> None:
+        transport.on("GET", r"/operations/(?P<op>[0-9a-f]{32})", self._get)
+
+    def _get(self, call: Call) -> tuple[int, Any]:
+        found = self.status.get(_name(call, -1))
+        return (200, found) if found else (404, {"error": {"code": "NotFound", "message": "no such operation"}})
+
+
+class Registries:
+    """ACR: admin credentials, source upload to Blob, build runs that make the context the image, token
+    exchange on the registry's own host."""
+
+    def __init__(
+        self, names: list[str], suffix: str, images: Images, blobs: ContainerClient, blob_url: str, entra: Entra
+    ) -> None:
+        self.suffix = suffix
+        self.images = images
+        self.blobs = blobs
+        self.blob_url = blob_url
+        self.entra = entra
+        self.passwords = {name: secrets.token_urlsafe(18) for name in names}
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.refresh_tokens: set[str] = set()
+        self.access_tokens: set[str] = set()
+
+    def login_server(self, name: str) -> str:
+        return f"{name}.{self.suffix}"
+
+    def install(self, t: FakeTransport) -> None:
+        t.on("POST", ACR + r"/listCredentials", self._credentials)
+        t.on("POST", ACR + r"/listBuildSourceUploadUrl", self._upload_url)
+        t.on("POST", ACR + r"/scheduleRun", self._schedule)
+        t.on("GET", ACR + r"/runs/(?P<run>[^/]+)", self._run)
+        t.on("POST", r"/oauth2/exchange", self._exchange)
+        t.on("POST", r"/oauth2/token", self._access_token)
+        t.on("GET", r"/acr/v1/(?P<repo>[^/]+)/_tags/(?P<tag>[^/]+)", self._tag)
+
+    def _credentials(self, call: Call) -> tuple[int, Any]:
+        name = _name(call, -2)
+        if name not in self.passwords:
+            return not_found("Microsoft.ContainerRegistry/registries", name)
+        value = self.passwords[name]
+        return 200, {
+            "username": name,
+            "passwords": [{"name": "password", "value": value}, {"name": "password2", "value": value}],
+        }
+
+    def _upload_url(self, call: Call) -> tuple[int, Any]:
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        name = _name(call, -2)
+        if name not in self.passwords:
+            return not_found("Microsoft.ContainerRegistry/registries", name)
+        relative = f"source/{datetime.now(UTC):%Y%m%d}/{uuid.uuid4().hex}.tar.gz"
+        sas = generate_blob_sas(
+            "devstoreaccount1",
+            SOURCES_CONTAINER,
+            relative,
+            account_key=self.blobs.credential.account_key,
+            permission=BlobSasPermissions(read=True, create=True, write=True),
+            expiry=datetime.now(UTC) + timedelta(hours=1),
+        )
+        return 200, {"uploadUrl": f"{self.blob_url}/{SOURCES_CONTAINER}/{relative}?{sas}", "relativePath": relative}
+
+    def _schedule(self, call: Call) -> tuple[int, Any]:
+        name = _path_name(call)
+        if name not in self.passwords:
+            return not_found("Microsoft.ContainerRegistry/registries", name)
+        body = call.body or {}
+        run_id = f"ca{len(self.runs) + 1}"
+        run = {
+            "id": call.path.rsplit("/scheduleRun", 1)[0] + f"/runs/{run_id}",
+            "name": run_id,
+            "type": "Microsoft.ContainerRegistry/registries/runs",
+            "properties": {
+                "runId": run_id,
+                "status": "Queued",
+                "runType": "QuickBuild",
+                "provisioningState": "Succeeded",
+            },
+        }
+        self.runs[run_id] = run
+        in_background(self._build, name, run_id, body)
+        return 200, copy.deepcopy(run)
+
+    def _build(self, registry: str, run_id: str, body: dict[str, Any]) -> None:
+        props = self.runs[run_id]["properties"]
+        props["status"] = "Running"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                tarball = Path(tmp) / "context.tar.gz"
+                with open(tarball, "wb") as fh:
+                    self.blobs.get_blob_client(body["sourceLocation"]).download_blob().readinto(fh)
+                for image in body.get("imageNames", []):
+                    self.images.push_context(f"{self.login_server(registry)}/{image}", tarball)
+            props["status"] = "Succeeded"
+        except Exception as exc:  # the build's log would say; the run fails
+            props["status"] = "Failed"
+            props["runErrorMessage"] = str(exc)
+
+    def _run(self, call: Call) -> tuple[int, Any]:
+        run = self.runs.get(_name(call, -1))
+        return (200, copy.deepcopy(run)) if run else not_found("runs", _name(call, -1))
+
+    def _exchange(self, call: Call) -> tuple[int, Any]:
+        form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
+        if self.entra.verify(f"Bearer {form.get('access_token', '')}") is None:
+            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid access token"}]}
+        token = secrets.token_urlsafe(24)
+        self.refresh_tokens.add(token)
+        return 200, {"refresh_token": token}
+
+    def _access_token(self, call: Call) -> tuple[int, Any]:
+        form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
+        if form.get("refresh_token") not in self.refresh_tokens:
+            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid refresh token"}]}
+        token = secrets.token_urlsafe(24)
+        self.access_tokens.add(token)
+        return 200, {"access_token": token}
+
+    def _tag(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        """A tag's properties; without an ACR access token, the challenge that says how to get one."""
+        server = {k.lower(): v for k, v in call.headers.items()}.get("host", "").split(":")[0]
+        _, _, _, repo, _, tag = call.path.split("/")
+        auth = {k.lower(): v for k, v in call.headers.items()}.get("authorization", "")
+        if auth.removeprefix("Bearer ") not in self.access_tokens:
+            realm = f'realm="https://{server}/oauth2/token",service="{server}"'
+            challenge = f'Bearer {realm},scope="repository:{repo}:metadata_read"'
+            return 401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": challenge}
+        digest = self.images.tags.get(f"{server}/{repo}:{tag}")
+        if digest is None:
+            return 404, {"errors": [{"code": "TAG_UNKNOWN", "message": f"{repo}:{tag} is not known"}]}
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        attributes = {"deleteEnabled": True, "writeEnabled": True, "readEnabled": True, "listEnabled": True}
+        return 200, {
+            "registry": server,
+            "imageName": repo,
+            "tag": {
+                "name": tag,
+                "digest": digest,
+                "createdTime": when,
+                "lastUpdateTime": when,
+                "signed": False,
+                "changeableAttributes": attributes,
+            },
+        }
+
+
+def _path_name(call: Call) -> str:
+    return call.path.split("/registries/", 1)[1].split("/", 1)[0]
+
+
+class ContainerGroups:
+    """ACI: a group is created (its image pulled and its container started) as a long-running operation;
+    secure environment values are never returned; delete stops the container."""
+
+    def __init__(self, runtime: Runtime, registries: Registries, gateway: Gateway, ops: Operations) -> None:
+        self.runtime = runtime
+        self.registries = registries
+        self.gateway = gateway
+        self.ops = ops
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, Container] = {}
+        self._lock = threading.Lock()
+
+    def install(self, t: FakeTransport) -> None:
+        t.on("PUT", ACI, self._put)
+        t.on("GET", ACI, self._get)
+        t.on("DELETE", ACI, self._delete)
+
+    def _pull_error(self, body: dict[str, Any]) -> str | None:
+        props = body.get("properties", {})
+        creds = {c.get("server"): c for c in props.get("imageRegistryCredentials") or []}
+        for container in props.get("containers", []):
+            image = container["properties"]["image"]
+            server, _, _ = image.partition("/")
+            registry = server.split(".", 1)[0]
+            cred = creds.get(server)
+            known = registry in self.registries.passwords and server == self.registries.login_server(registry)
+            allowed = cred is not None and (
+                cred.get("identity")
+                or (
+                    cred.get("username") == registry and cred.get("password") == self.registries.passwords.get(registry)
+                )
+            )
+            if not known or not allowed:
+                return INACCESSIBLE.format(image=image)
+            try:
+                self.runtime.images.pull(image)
+            except ImageError:
+                return INACCESSIBLE.format(image=image)
+        return None
+
+    def _put(self, call: Call) -> tuple[int, Any, dict[str, str]] | tuple[int, Any]:
+        name = _name(call, -1)
+        body = copy.deepcopy(call.body)
+        error = self._pull_error(body)
+        if error:
+            return 400, {"error": {"code": "InaccessibleImage", "message": error}}
+        with self._lock:
+            if name in self.running:
+                return 409, {
+                    "error": {
+                        "code": "Conflict",
+                        "message": f"container group {name} is being changed; delete it first",
+                    }
+                }
+        props = body["properties"]
+        ip = props.get("ipAddress") or {}
+        fqdn = f"{ip.get('dnsNameLabel')}.{body['location']}.azurecontainer.{self.registries.suffix.split('.', 1)[1]}"
+        ip.update(fqdn=fqdn, ip=f"20.{len(self.groups) % 250}.0.{(len(self.groups) * 7) % 250 + 1}")
+        props.update(ipAddress=ip, provisioningState="Creating", instanceView={"state": "Pending"})
+        body.update(id=call.path, name=name, type="Microsoft.ContainerInstance/containerGroups")
+        self.groups[name] = body
+        op, headers = self.ops.start()
+        in_background(self._create, name, op)
+        return 201, self._public(body), headers
+
+    def _create(self, name: str, op: str) -> None:
+        body = self.groups[name]
+        props = body["properties"]
+        spec = props["containers"][0]["properties"]
+        env = {
+            e["name"]: e.get("value") if e.get("value") is not None else e.get("secureValue", "")
+            for e in spec.get("environmentVariables", [])
+        }
+        try:
+            container = self.runtime.start(spec["image"], env)
+        except Exception as exc:
+            props.update(provisioningState="Failed", instanceView={"state": "Failed"})
+            self.ops.finish(op, f"container group {name} failed to start: {exc}")
+            return
+        with self._lock:
+            self.running[name] = container
+        self.gateway.route(props["ipAddress"]["fqdn"], container.port)
+        self.gateway.route(props["ipAddress"]["ip"], container.port)
+        props.update(provisioningState="Succeeded", instanceView={"state": "Running"})
+        self.ops.finish(op)
+        wait_ready(container)
+
+    def _public(self, body: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(body)
+        for container in out["properties"].get("containers", []):
+            for variable in container["properties"].get("environmentVariables", []):
+                variable.pop("secureValue", None)
+        for cred in out["properties"].get("imageRegistryCredentials") or []:
+            cred.pop("password", None)
+        return out
+
+    def _get(self, call: Call) -> tuple[int, Any]:
+        body = self.groups.get(_name(call, -1))
+        return (
+            (200, self._public(body))
+            if body
+            else not_found("Microsoft.ContainerInstance/containerGroups", _name(call, -1))
+        )
+
+    def _delete(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        name = _name(call, -1)
+        body = self.groups.pop(name, None)
+        if body is None:
+            return 204, b""
+        with self._lock:
+            container = self.running.pop(name, None)
+        if container is not None:
+            container.stop()
+        ip = body["properties"].get("ipAddress") or {}
+        for host in (ip.get("fqdn"), ip.get("ip")):
+            if host:
+                self.gateway.unroute(host)
+        return 200, self._public(body)
+
+    def stop_all(self) -> None:
+        for container in list(self.running.values()):
+            container.stop()
+
+
+class ManagedClusters:
+    """AKS: the clusters that exist, and their user kubeconfig (pointing at the Kubernetes stand-in)."""
+
+    def __init__(self, clusters: dict[str, SimKube]) -> None:
+        self.clusters = clusters
+
+    def install(self, t: FakeTransport) -> None:
+        t.on("POST", AKS + r"/listClusterUserCredential", self._user_credentials)
+        t.on("GET", AKS, self._get)
+
+    def _get(self, call: Call) -> tuple[int, Any]:
+        name = _name(call, -1)
+        kube = self.clusters.get(name)
+        if kube is None:
+            return not_found("Microsoft.ContainerService/managedClusters", name)
+        return 200, {
+            "id": call.path,
+            "name": name,
+            "location": "westeurope",
+            "type": "Microsoft.ContainerService/ManagedClusters",
+            "properties": {"provisioningState": "Succeeded", "fqdn": kube.url, "kubernetesVersion": "1.30.0"},
+        }
+
+    def _user_credentials(self, call: Call) -> tuple[int, Any]:
+        name = _name(call, -2)
+        kube = self.clusters.get(name)
+        if kube is None:
+            return not_found("Microsoft.ContainerService/managedClusters", name)
+        value = base64.b64encode(kube.kubeconfig().encode()).decode()
+        return 200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]}

@@ -1,0 +1,278 @@
+"""The simulated Azure: one HTTPS front on 127.0.0.1 (Entra ID, ARM metadata, Azure ML, ACR, ACI, AKS), the
+gateway that gives its names a meaning on loopback, Azurite for Blob, and Kubernetes API stand-ins.
+
+Clients reach it only through the kit's cloud setting (the ARM metadata URL in ``metadata_url``) and the
+environment in ``client_env()``; nothing in the package knows it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "azure"))  # the fakes this grows from
+
+from azurite import Azurite  # noqa: E402
+from fake_azureml import RG, SUB, WS  # noqa: E402
+from fakes import FakeTransport  # noqa: E402
+
+from tests.simazure.containers import Images, Runtime  # noqa: E402
+from tests.simazure.entra import Entra  # noqa: E402
+from tests.simazure.gateway import Gateway  # noqa: E402
+from tests.simazure.kube import SimKube  # noqa: E402
+from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
+from tests.simazure.resources import (  # noqa: E402
+    SOURCES_CONTAINER,
+    ContainerGroups,
+    ManagedClusters,
+    Operations,
+    Registries,
+)
+from tests.simazure.runner import Venvs  # noqa: E402
+from tests.simazure.tls import TestCA  # noqa: E402
+
+DOMAIN = "simazure.test"
+STORAGE_SUFFIX = f"core.{DOMAIN}"
+ACR_SUFFIX = f"azurecr.{DOMAIN}"
+REGION = "westeurope"
+TENANT = "72f988bf-0000-4000-8000-00000000f00d"
+ACR_NAME = "acrmlops"
+AKS_NAME = "aks-mlops"
+WHEELHOUSE = Path(os.environ.get("SIMAZURE_WHEELHOUSE", ROOT / ".tools" / "wheelhouse"))
+PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/", "/acr/")  # ACR checks its own tokens
+
+
+class SimAzure:
+    """Start, use (``client_env()``, ``settings()``), stop. State (venvs, jobs, images) lives in ``state_dir``."""
+
+    def __init__(self, state_dir: Path, wheelhouse: Path = WHEELHOUSE) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.wheelhouse = wheelhouse
+        self.ca = TestCA(self.state_dir / "tls")
+        self.entra = Entra(TENANT)
+        self.principal = self.entra.add_principal({"Contributor"})
+        self.gateway = Gateway()
+        self.transport = FakeTransport()  # replaced by the workspace's at start: every route on one table
+        self.front = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.front.daemon_threads = True
+        cert, key = self.ca.server_files("front", "127.0.0.1", "localhost", f"*.{ACR_SUFFIX}")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        self.front.socket = context.wrap_socket(self.front.socket, server_side=True)
+        self.azurite = Azurite(
+            self.state_dir / "azurite",
+            tls=self.ca.server_files("azurite", "127.0.0.1", f"*.blob.{STORAGE_SUFFIX}"),
+        )
+        self.venvs = Venvs(self.state_dir / "venvs", wheelhouse)
+        self._threads: list[threading.Thread] = []
+
+    # --- addresses ----------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.front.server_address[1]}"
+
+    @property
+    def metadata_url(self) -> str:
+        """What ``azure_cloud`` is set to: the ARM metadata document of this cloud."""
+        return f"{self.base_url}/metadata/endpoints?api-version=2022-09-01"
+
+    @property
+    def blob_url(self) -> str:
+        return f"https://devstoreaccount1.blob.{STORAGE_SUFFIX}"
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": "SimAzure",
+            "portal": f"https://portal.azure.{DOMAIN}/",
+            "resourceManager": f"{self.base_url}/",
+            "authentication": {
+                "loginEndpoint": f"{self.base_url}/",
+                "audiences": [f"{self.base_url}/"],
+                "tenant": "common",
+                "identityProvider": "AAD",
+            },
+            "suffixes": {"storage": STORAGE_SUFFIX, "acrLoginServer": ACR_SUFFIX, "keyVaultDns": f"vault.{DOMAIN}"},
+        }
+
+    def network_env(self) -> dict[str, str]:
+        """What any process needs to reach this cloud: the gateway as proxy, the test CA as the only trust."""
+        return {
+            "HTTPS_PROXY": self.gateway.url,
+            "HTTP_PROXY": self.gateway.url,
+            "https_proxy": self.gateway.url,
+            "http_proxy": self.gateway.url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "SSL_CERT_FILE": str(self.ca.ca_file),
+            "REQUESTS_CA_BUNDLE": str(self.ca.ca_file),
+        }
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of a build agent using this cloud: network, a service principal (as Jenkins'
+        ``azureServicePrincipal`` binding exports it) and the kit's Azure settings."""
+        return {
+            **self.network_env(),
+            "AZURE_CLIENT_ID": self.principal.client_id,
+            "AZURE_CLIENT_SECRET": self.principal.secret,
+            "AZURE_TENANT_ID": TENANT,
+            "AZURE_SUBSCRIPTION_ID": SUB,
+            "DIABETES_MLOPS_AZURE_CLOUD": self.metadata_url,
+            "DIABETES_MLOPS_AZURE_SUBSCRIPTION_ID": SUB,
+            "DIABETES_MLOPS_AZURE_RESOURCE_GROUP": RG,
+            "DIABETES_MLOPS_AZURE_WORKSPACE": WS,
+            "DIABETES_MLOPS_AZURE_LOCATION": REGION,
+            "DIABETES_MLOPS_AZURE_ACR_NAME": ACR_NAME,
+            "DIABETES_MLOPS_AZURE_AKS_CLUSTER": AKS_NAME,
+        }
+
+    def job_env(self) -> dict[str, str]:
+        """What a process on the compute cluster sees: the network, the cluster's managed identity, and the
+        package index (the wheelhouse stands for PyPI: nothing is fetched from outside)."""
+        return {
+            **self.network_env(),
+            "MSI_ENDPOINT": f"{self.base_url}/msi/token",
+            "MSI_SECRET": self.entra.msi_secret,
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(self.wheelhouse),
+            "PIP_NO_COMPILE": "1",
+        }
+
+    # --- life ---------------------------------------------------------------------------------------
+
+    def start(self) -> SimAzure:
+        from azure.storage.blob import BlobServiceClient
+
+        if not self.wheelhouse.is_dir():
+            raise RuntimeError(f"{self.wheelhouse} is missing: run scripts/test.sh (it downloads the wheelhouse)")
+        self.azurite.start()
+        service = BlobServiceClient.from_connection_string(
+            self.azurite.connection_string, connection_verify=str(self.ca.ca_file)
+        )
+        for name in (BLOB_CONTAINER, SOURCES_CONTAINER):
+            service.get_container_client(name).create_container()
+        self.gateway.route(f"*.blob.{STORAGE_SUFFIX}", self.azurite.port)
+        self.gateway.route(f"*.{ACR_SUFFIX}", self.front.server_address[1])
+        self._threads = [
+            threading.Thread(target=s.serve_forever, daemon=True) for s in (self.front, self.gateway.server)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+        images = Images(self.state_dir / "images")
+        self.runtime = Runtime(images, self.venvs, self.state_dir / "containers", self.job_env())
+        self.ops = Operations(self.base_url)
+        self.workspace = SimAzureML(
+            self.state_dir,
+            service.get_container_client(BLOB_CONTAINER),
+            STORAGE_SUFFIX,
+            REGION,
+            self.job_env(),
+            self.venvs,
+        )
+        self.transport = self.workspace.transport
+        self.registries = Registries(
+            [ACR_NAME], ACR_SUFFIX, images, service.get_container_client(SOURCES_CONTAINER), self.blob_url, self.entra
+        )
+        self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops)
+        self.kube = SimKube(self.runtime, self.gateway, lb_ip="20.61.0.10")
+        self.kube.thread.start()
+        for part in (self.ops, self.registries, self.container_groups, ManagedClusters({AKS_NAME: self.kube})):
+            part.install(self.transport)
+        self.entra.install(self.transport, self.base_url)
+        self.transport.on("GET", r"/metadata/endpoints", lambda call: (200, self.metadata()))
+        return self
+
+    def stop(self) -> None:
+        self.container_groups.stop_all()
+        self.kube.stop_pods()
+        self.kube.server.shutdown()
+        self.front.shutdown()
+        self.front.server_close()
+        self.gateway.stop()
+        self.azurite.stop()
+
+    def __enter__(self) -> SimAzure:
+        return self.start()
+
+    def __exit__(self, *args: object) -> None:
+        self.stop()
+
+    # --- the front ----------------------------------------------------------------------------------
+
+    def _authorize(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any] | None:
+        """None when the request may go on; else ARM's 401 or 403 answer."""
+        if path.startswith(PUBLIC_PATHS) or "/oauth2/" in path or "/v2.0/" in path:
+            return None
+        found = self.entra.verify(headers.get("authorization"))
+        if found is None:
+            return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}}
+        principal, claims = found
+        if claims["aud"].rstrip("/") not in (self.base_url, f"https://ml.azure.{DOMAIN}"):
+            return 401, {"error": {"code": "InvalidAuthenticationTokenAudience", "message": "wrong audience"}}
+        if path.startswith("/subscriptions/") and path.split("/")[2] != SUB:
+            return 404, {
+                "error": {"code": "SubscriptionNotFound", "message": f"subscription {path.split('/')[2]} not found"}
+            }
+        if method != "GET" and "Contributor" not in principal.roles:
+            return 403, {
+                "error": {
+                    "code": "AuthorizationFailed",
+                    "message": f"The client '{principal.client_id}' with object id '{principal.object_id}' does not "
+                    f"have authorization to perform action '{method} {path}' over scope '{path}' or the scope is "
+                    "invalid.",
+                }
+            }
+        return None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        sim = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                from azure.core.rest import HttpRequest
+
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                path = self.path.partition("?")[0]
+                denied = sim._authorize(self.command, path, headers)
+                if denied is not None:
+                    self._reply(denied[0], json.dumps(denied[1]).encode(), {"Content-Type": "application/json"})
+                    return
+                request = HttpRequest(
+                    self.command, f"{sim.base_url}{self.path}", headers=dict(self.headers), content=raw or None
+                )
+                response = sim.transport.send(request)
+                out = {k: v.replace("https://management.azure.com", sim.base_url) for k, v in response.headers.items()}
+                if ("Azure-AsyncOperation" in out or "Location" in out) and "Retry-After" not in out:
+                    out["Retry-After"] = "1"
+                self._reply(response.status_code, response.content, out)
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("x-ms-request-id", str(uuid.uuid4()))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,104 @@
+"""Azure ML jobs on the simulated Azure run their command lines in venvs built as their environment says."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from diabetes_mlops.azure.artifacts import DatastoreFiles
+from diabetes_mlops.azure.clients import default_credential, ml_client
+from diabetes_mlops.azure.jobs import upload_source, wait_for_job
+from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
+from diabetes_mlops.azure.training import train_on_azure
+from diabetes_mlops.config import Settings
+from tests.simazure.runner import venv_env
+from tests.simazure.service import SimAzure
+
+
+def test_a_training_job_runs_the_kit_from_its_wheel_through_a_not_responding_spell(
+    simazure: SimAzure, azure_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = ml_client(azure_settings, enable_telemetry=False)
+    files = DatastoreFiles.from_workspace(client, default_credential(azure_settings))
+    run_dir = tmp_path / "runs" / "20260101T000000000000Z-simjob"
+    monkeypatch.setattr(simazure.workspace, "not_responding_polls", 2)
+    seen: list[str] = []
+    result = train_on_azure(azure_settings, client, files, run_dir, poll_seconds=0.2, on_status=seen.append)
+    assert seen[-1] == "Completed", simazure.workspace.errors
+    assert "NotResponding" in seen  # a transient state: the wait went on
+    train = json.loads((run_dir / "train.json").read_text())
+    assert train["metrics"]["r2"] > 0.3
+    assert "model.skops" in result.files
+    assert simazure.gateway.refused == []
+
+
+def test_the_scheduled_retraining_pipeline_registers_with_the_workspace_of_a_config_file(
+    simazure: SimAzure, azure_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workspace named only by Azure ML's config.json, as a user downloads it from the studio.
+    config = tmp_path / "config.json"
+    scope = {
+        "subscription_id": azure_settings.azure_subscription_id,
+        "resource_group": azure_settings.azure_resource_group,
+        "workspace_name": azure_settings.azure_workspace,
+    }
+    config.write_text(json.dumps(scope))
+    settings = dataclasses.replace(
+        azure_settings,
+        azure_config_file=config,
+        azure_subscription_id=None,
+        azure_resource_group=None,
+        azure_workspace=None,
+        model_name="scheduled",
+    )
+    client = ml_client(settings, enable_telemetry=False)
+    files = DatastoreFiles.from_workspace(client, default_credential(settings))
+    create_schedule(client, retrain_schedule(settings, retrain_pipeline(settings, upload_source(files))))
+
+    job = simazure.workspace.trigger_schedule(settings.azure_schedule_name)
+    assert wait_for_job(client, job, timeout=900, poll_seconds=0.5) == "Completed", simazure.workspace.errors
+    # evaluate and register reached the registry as the compute's identity, with the azure extra installed.
+    versions = list(client.models.list(name="scheduled"))
+    assert [v.version for v in versions] == ["1"]
+    assert "registered scheduled version 1" in simazure.workspace.job_log(job)
+
+
+SUBMIT_FROM_WHEEL = """
+from diabetes_mlops.azure.artifacts import DatastoreFiles
+from diabetes_mlops.azure.clients import default_credential, ml_client
+from diabetes_mlops.azure.jobs import upload_source
+from diabetes_mlops.config import load_settings
+
+settings = load_settings()
+client = ml_client(settings, enable_telemetry=False)
+print(upload_source(DatastoreFiles.from_workspace(client, default_credential(settings))))
+"""
+
+
+def test_a_user_who_installed_the_wheel_can_ship_the_package_to_a_job(
+    simazure: SimAzure, simazure_env: dict[str, str], tmp_path: Path
+) -> None:
+    """From a venv where the kit came from a wheel (the job's own), far from any checkout."""
+    venvs = [p.parent.parent for p in simazure.venvs.root.glob("*/bin/diabetes-mlops")]
+    assert venvs, "the training job test builds the kit's venv first"
+    env = venv_env(venvs[0], {**simazure_env, "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [str(venvs[0] / "bin" / "python"), "-c", SUBMIT_FROM_WHEEL],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    uri = done.stdout.strip().splitlines()[-1]
+    blob = uri.partition("/paths/")[2]
+    with zipfile.ZipFile(io.BytesIO(simazure.workspace.container.download_blob(blob).readall())) as wheel:
+        assert "diabetes_mlops/azure/jobs.py" in wheel.namelist()
