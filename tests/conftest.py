@@ -30,6 +30,7 @@ def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from the kit's defaults: settings the agent or the shell carries are not the test's."""
     for name in [n for n in os.environ if n.startswith("DIABETES_MLOPS_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("DIABETES_MLOPS_TRACKING", "false")  # as above; the tests of tracking turn it on
 
 
 @pytest.fixture(autouse=True)
