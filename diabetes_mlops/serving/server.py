@@ -21,17 +21,24 @@ MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
 
 
 def build_app(settings: Settings, model_dir: Path) -> Starlette:
-    """Load and verify the model in ``model_dir`` and build the app around it."""
+    """Load and verify the model in ``model_dir`` and build the app around its scorer."""
     from diabetes_mlops.monitoring.logger import ScoringLogger
     from diabetes_mlops.monitoring.sinks import open_log_sink
     from diabetes_mlops.monitoring.telemetry import configure_telemetry
-    from diabetes_mlops.serving.app import ServiceConfig, create_app
+    from diabetes_mlops.serving.app import create_app
     from diabetes_mlops.serving.model import ServedModel
+    from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 
     served = ServedModel.from_dir(model_dir)
-    logger = ScoringLogger(open_log_sink(settings)) if settings.scoring_log else None
-    config = ServiceConfig(settings.max_body_bytes, settings.max_rows, settings.scoring_key)
-    return create_app(served, config, logger, telemetry=configure_telemetry("diabetes-scoring"))
+    logger = (
+        ScoringLogger(open_log_sink(settings), max_unwritten=settings.scoring_log_buffer)
+        if settings.scoring_log
+        else None
+    )
+    config = ServiceConfig(
+        settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
+    )
+    return create_app(Scorer(served, config, logger, configure_telemetry("diabetes-scoring")))
 
 
 def app_from_env() -> Starlette:
