@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
 
@@ -72,15 +75,45 @@ def serve(
             on_ready(url)
         uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port, workers=workers, **options)
         return
-    server = _ReadyFileServer(uvicorn.Config(build_app(settings, model_dir), **options))
+    app = _DrainingApp(build_app(settings, model_dir))
+    server = _ReadyFileServer(uvicorn.Config(app, **options))
+    server.app = app
     server.ready_file = ready_file
     server.on_ready = None if on_ready is None else lambda: on_ready(url)
     server.run(sockets=[listener])
 
 
-class _ReadyFileServer(uvicorn.Server):
-    """A uvicorn server that writes ``ready_file`` and calls ``on_ready`` once it accepts connections."""
+class _DrainingApp:
+    """The app, whose answers say ``Connection: close`` once the server is draining."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.draining:
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
+class _ReadyFileServer(uvicorn.Server):
+    """A uvicorn server that writes ``ready_file`` and calls ``on_ready`` once it accepts connections, and
+    drains before it stops.
+
+    Draining: on SIGTERM it stops accepting, then lets every open keep-alive connection take its next
+    request, answered with ``Connection: close``, before closing it; a connection that stays idle closes
+    when its keep-alive timeout would have closed it anyway. Closing an idle connection at once, as
+    uvicorn does, fails the request a pooled client may be sending on it at that moment.
+    """
+
+    app: _DrainingApp
     ready_file: Path | None = None
     on_ready: Callable[[], None] | None = None
 
@@ -90,3 +123,12 @@ class _ReadyFileServer(uvicorn.Server):
             self.ready_file.write_text(str(os.getpid()))
         if self.started and self.on_ready is not None:
             self.on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.app.draining = True
+        for server in self.servers:
+            server.close()
+        deadline = time.monotonic() + self.config.timeout_keep_alive + 1
+        while self.server_state.connections and time.monotonic() < deadline and not self.force_exit:
+            await asyncio.sleep(0.05)
+        await super().shutdown(sockets)
