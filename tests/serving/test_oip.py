@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import tritonclient.http as triton
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from hypothesis.extra.numpy import arrays
 from starlette.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
+from diabetes_mlops.artifacts import MODEL_FILE, load_model
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.monitoring.store import LocalLogStore
@@ -37,10 +39,14 @@ ROWS = np.array([[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87], [48, 1, 21.6,
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = load_settings(home=tmp_path_factory.mktemp("oip-home"))
-    version = register_model(settings)
-    return ServedModel.from_dir(settings.registry_dir / settings.model_name / str(version))
+    return settings.registry_dir / settings.model_name / str(register_model(settings))
+
+
+@pytest.fixture(scope="module")
+def served(model_dir: Path) -> ServedModel:
+    return ServedModel.from_dir(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +128,12 @@ def test_binary_lengths_that_lie_are_refused(client: TestClient, served: ServedM
     datatype=st.sampled_from(["FP64", "FP32", "INT32"]),
 )
 def test_any_finite_matrix_scores_as_the_model_does(
-    client: TestClient, served: ServedModel, matrix: np.ndarray, datatype: str
+    client: TestClient, served: ServedModel, model_dir: Path, matrix: np.ndarray, datatype: str
 ) -> None:
     typed = matrix.astype({"FP64": "<f8", "FP32": "<f4", "INT32": "<i4"}[datatype])
     answer = client.post(f"/v2/models/{served.name}/infer", json=infer_body(typed, datatype))
-    expected = served.model.predict(typed.astype(np.float64))
+    pipeline = load_model(model_dir / MODEL_FILE, json.loads((model_dir / "metadata.json").read_text())["sha256"])
+    expected = pipeline.predict(pd.DataFrame(typed.astype(np.float64), columns=list(FEATURES)))
     assert answer.json()["outputs"][0]["data"] == pytest.approx(expected.tolist(), rel=1e-9, abs=1e-6)
 
 
