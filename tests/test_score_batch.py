@@ -83,7 +83,8 @@ def test_a_killed_run_resumes_to_a_complete_output(settings: Settings, tmp_path:
     frame.to_parquet(tmp_path / "in.parquet", row_group_size=50_000)
     out, parts = tmp_path / "out.parquet", tmp_path / "out.parquet.parts"
     args = [sys.executable, "-m", "diabetes_mlops", "--home", str(settings.home), "--json", "score-batch",
-            str(tmp_path / "in.parquet"), str(out), "--model", "1", "--chunk-rows", "2000", "--workers", "1"]  # fmt: skip
+            str(tmp_path / "in.parquet"), str(out), "--model", "1", "--chunk-rows", "2000",
+            "--workers", "1"]  # fmt: skip
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(list(parts.glob("part-*.parquet"))) < 5:
@@ -109,12 +110,12 @@ def test_a_killed_run_resumes_to_a_complete_output(settings: Settings, tmp_path:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[ServedModel, Settings]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
     from diabetes_mlops.config import load_settings
 
     home_settings = load_settings(home=tmp_path_factory.mktemp("batch-home"))
     version = register_model(home_settings)
-    return ServedModel.from_dir(home_settings.registry_dir / home_settings.model_name / str(version)), home_settings
+    return ServedModel.from_dir(home_settings.registry_dir / home_settings.model_name / str(version))
 
 
 BAD = st.sampled_from([np.nan, np.inf, -1e12, 1e12, None])
@@ -127,13 +128,12 @@ BAD = st.sampled_from([np.nan, np.inf, -1e12, 1e12, None])
     chunk_rows=st.integers(1, 25),
 )
 def test_every_row_is_scored_or_rejected_exactly_once(
-    served: tuple[ServedModel, Settings],
+    served: ServedModel,
     tmp_path_factory: pytest.TempPathFactory,
     n: int,
     bad_cells: list[tuple[int, str, object]],
     chunk_rows: int,
 ) -> None:
-    model, home_settings = served
     work = tmp_path_factory.mktemp("batch")
     frame = features(n, seed=n)
     bad_rows = set()
@@ -142,7 +142,7 @@ def test_every_row_is_scored_or_rejected_exactly_once(
             frame.loc[row, column] = value
             bad_rows.add(row)
     frame.to_parquet(work / "in.parquet")
-    result = score_batch(work / "in.parquet", work / "out.parquet", model, chunk_rows=chunk_rows, workers=2)
+    result = score_batch(work / "in.parquet", work / "out.parquet", served, chunk_rows=chunk_rows, workers=2)
     scored = pq.read_table(work / "out.parquet").column("row_id").to_pylist()
     assert scored == sorted(set(range(n)) - bad_rows)
     assert result.n_rejected == len(bad_rows) and result.n_scored + result.n_rejected == n
