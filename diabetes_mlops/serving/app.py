@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 
 def create_app(scorer: Scorer) -> Starlette:
-    """The scoring app around ``scorer``: ``/score``, the Open Inference Protocol under ``/v2``, health."""
+    """The scoring app around ``scorer`` (which must have metrics): ``/score``, ``/v2`` (OIP), health."""
     config, metrics = scorer.config, scorer.metrics
+    if metrics is None:
+        raise ValueError("the app counts requests: give the scorer a ServiceMetrics")
 
     async def score(request: Request) -> Response:
         headers = request.headers
@@ -76,7 +78,7 @@ def create_app(scorer: Scorer) -> Starlette:
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-            *oip_routes(scorer),
+            *oip_routes(scorer, metrics),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,

@@ -19,16 +19,16 @@ from diabetes_mlops.serving.responses import JSON, error, read_body
 from diabetes_mlops.serving.tensors import inference_response, model_metadata, parse_inference
 
 if TYPE_CHECKING:
+    from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.scorer import Scorer
 
 BINARY_HEADER = "inference-header-content-length"
 EXTENSIONS = ["binary_tensor_data"]
 
 
-def oip_routes(scorer: Scorer) -> list[Route]:
-    """The ``/v2`` routes that serve ``scorer``'s model."""
-    name, version = scorer.served.name, scorer.served.version
-    config, metrics = scorer.config, scorer.metrics
+def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
+    """The ``/v2`` routes that serve ``scorer``'s model; ``metrics`` count their answers."""
+    name, version, config = scorer.served.name, scorer.served.version, scorer.config
 
     def unknown_model(request: Request) -> Response | None:
         """404 unless the path names the served model (and version, when it gives one)."""

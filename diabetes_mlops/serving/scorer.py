@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.parsing import InputError
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 
     from diabetes_mlops.monitoring.logger import ScoringLogger
     from diabetes_mlops.monitoring.telemetry import Telemetry
+    from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.model import ServedModel
 
 
@@ -52,7 +52,11 @@ class Call:
 
 
 class Scorer:
-    """Authorize, predict, log and count for one loaded model; the same for every protocol."""
+    """Authorize, predict, log and count for one loaded model; the same for every protocol.
+
+    ``metrics`` (Prometheus) are our ASGI app's; Azure ML's inference server, which runs the entry script,
+    counts requests itself.
+    """
 
     def __init__(
         self,
@@ -60,12 +64,13 @@ class Scorer:
         config: ServiceConfig,
         logger: ScoringLogger | None = None,
         telemetry: Telemetry | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.served = served
         self.config = config
         self.logger = logger
         self.telemetry = telemetry
-        self.metrics = ServiceMetrics(logger)
+        self.metrics = metrics
         self.identity = {"name": served.name, "version": served.version}
         self._model_key = (served.name, served.version)
         self._version_header = str(served.version)
@@ -113,7 +118,8 @@ class Scorer:
                 call.traceparent,
                 call.synthetic,
             )
-        self.metrics.scored(len(predictions), latency)
+        if self.metrics is not None:
+            self.metrics.scored(len(predictions), latency)
         return predictions
 
     def ready(self) -> str | None:

@@ -32,6 +32,7 @@ def build_app(settings: Settings, model_dir: Path) -> Starlette:
     from diabetes_mlops.monitoring.sinks import open_log_sink
     from diabetes_mlops.monitoring.telemetry import configure_telemetry
     from diabetes_mlops.serving.app import create_app
+    from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.model import ServedModel
     from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 
@@ -44,7 +45,8 @@ def build_app(settings: Settings, model_dir: Path) -> Starlette:
     config = ServiceConfig(
         settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
     )
-    return create_app(Scorer(served, config, logger, configure_telemetry("diabetes-scoring")))
+    scorer = Scorer(served, config, logger, configure_telemetry("diabetes-scoring"), ServiceMetrics(logger))
+    return create_app(scorer)
 
 
 def app_from_env() -> Starlette:

@@ -28,6 +28,7 @@ from diabetes_mlops.config import load_settings
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.serving.app import create_app
+from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.model import ServedModel
 from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 from tests.conftest import REPO
@@ -51,7 +52,7 @@ def served(model_dir: Path) -> ServedModel:
 
 @pytest.fixture(scope="module")
 def client(served: ServedModel) -> Iterator[TestClient]:
-    with TestClient(create_app(Scorer(served, ServiceConfig(max_rows=100)))) as http:
+    with TestClient(create_app(Scorer(served, ServiceConfig(max_rows=100), metrics=ServiceMetrics()))) as http:
         yield http
 
 
