@@ -199,9 +199,10 @@ def mlserver_repository(work: Path, frame_x: np.ndarray, frame_y: np.ndarray, al
     subprocess.run(
         [str(python), "-c", MLSERVER_FIT, work / "x.npy", work / "y.npy", str(alpha), model_file], check=True
     )
-    (root / "settings.json").write_text(
-        json.dumps({"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "host": "127.0.0.1"})
-    )
+    # parallel_workers 0: inference in the server process, its best for a model this small (and 1.7.1's
+    # worker pool does not start on this Python: "no current event loop").
+    settings = {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "host": "127.0.0.1"}
+    (root / "settings.json").write_text(json.dumps({**settings, "parallel_workers": 0}))
     (root / "diabetes" / "model-settings.json").write_text(
         json.dumps(
             {

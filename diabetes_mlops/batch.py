@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from diabetes_mlops.serving.model import ServedModel
 
-CHUNK_ROWS = 1 << 20
+CHUNK_ROWS = 1 << 18
 ROW_ID, PREDICTION, MODEL_VERSION = "row_id", "prediction", "model_version"
 MANIFEST = "manifest.json"
 
@@ -88,7 +88,7 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
         if path.suffix.lower() in (".parquet", ".pq"):
             parquet = pq.ParquetFile(path)
             _require_features(path, parquet.schema_arrow.names)
-            yield from parquet.iter_batches(batch_size=1 << 16, columns=list(FEATURES))
+            yield from parquet.iter_batches(batch_size=1 << 18, columns=list(FEATURES))
             return
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             _require_features(path, next(csv.reader(fh), []))
@@ -149,8 +149,8 @@ class _ChunkScorer:
         from diabetes_mlops.schema import reference_stats
 
         bounds = [reference_stats().columns[name].bounds for name in FEATURES]
-        self.low = np.array([lo for lo, _ in bounds])
-        self.high = np.array([hi for _, hi in bounds])
+        self.low = [lo for lo, _ in bounds]
+        self.high = [hi for _, hi in bounds]
         self.served = served
         self.parts = parts
         self.source = source
@@ -159,18 +159,23 @@ class _ChunkScorer:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        matrix = np.column_stack([_column(table.column(name)) for name in FEATURES])
-        good = (np.isfinite(matrix) & (matrix >= self.low) & (matrix <= self.high)).all(axis=1)
-        row_ids = np.arange(first_row, first_row + len(matrix), dtype=np.int64)
-        n_rejected = len(good) - int(good.sum())
+        columns = [_column(table.column(name)) for name in FEATURES]
+        # In range is also finite and not null (NaN compares false): one pass per bound and column.
+        good = np.ones(table.num_rows, dtype=bool)
+        for column, low, high in zip(columns, self.low, self.high, strict=True):
+            np.logical_and(good, column >= low, out=good)
+            np.logical_and(good, column <= high, out=good)
+        predictions = self.served.predict_columns(columns)
+        row_ids = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+        n_rejected = table.num_rows - int(np.count_nonzero(good))
         if n_rejected:
             self._reject(index, table.filter(pa.array(~good)), row_ids[~good])
-        predictions = self.served.predict(np.ascontiguousarray(matrix[good]))
+            predictions, row_ids = predictions[good], row_ids[good]
         scored = pa.table(
             {
-                ROW_ID: row_ids[good],
+                ROW_ID: row_ids,
                 PREDICTION: predictions,
-                MODEL_VERSION: np.full(len(predictions), self.served.version, dtype=np.int64),
+                MODEL_VERSION: pa.repeat(pa.scalar(self.served.version, pa.int64()), len(predictions)),
             }
         )
         final = self.parts / f"part-{index:06d}.parquet"

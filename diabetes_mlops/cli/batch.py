@@ -14,7 +14,7 @@ from diabetes_mlops.cli.base import Context, main, pass_context, reported
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--model", "model_ref", default="champion", show_default=True, help="NAME:VERSION, alias or VERSION.")
 @click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="A model directory instead.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Rows per chunk.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True, help="Rows per chunk.")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads [all cores].")
 @pass_context
 @reported

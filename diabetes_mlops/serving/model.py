@@ -57,6 +57,19 @@ class ServedModel:
     name: str
     version: int
     predict: Callable[[np.ndarray], np.ndarray]
+    affine: tuple[np.ndarray, float] | None = None
+
+    def predict_columns(self, columns: list[np.ndarray]) -> np.ndarray:
+        """``predict`` on the matrix whose columns these are, without building it when the model is affine."""
+        if self.affine is None:
+            return self.predict(np.column_stack(columns))
+        weights, bias = self.affine
+        out = np.full(len(columns[0]), bias)
+        term = np.empty_like(out)
+        with np.errstate(all="ignore"):  # rows with NaN or huge values are rejected, not scored
+            for weight, column in zip(weights, columns, strict=True):
+                out += np.multiply(column, weight, out=term)
+        return out
 
     @classmethod
     def from_dir(cls, path: Path) -> ServedModel:
@@ -72,7 +85,7 @@ class ServedModel:
             _, model = _load(path)
             return cls(folded["name"], folded["version"], lambda x: model.predict(x))
         weights, bias = np.array(folded["weights"], dtype=np.float64), folded["bias"]
-        return cls(folded["name"], folded["version"], lambda x: x @ weights + bias)
+        return cls(folded["name"], folded["version"], lambda x: x @ weights + bias, (weights, bias))
 
 
 def main(path: str) -> None:
