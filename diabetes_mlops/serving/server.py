@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -84,7 +84,7 @@ def serve(
     The port is bound before the model loads: a taken port is a PortInUse at once. ``on_ready`` gets the
     service's URL once it accepts connections.
     """
-    options = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
     listener = socket.socket(fileno=fd) if fd is not None else listen(host, port)
     url = "http://{}:{}".format(*listener.getsockname()[:2])
     if workers > 1:
