@@ -135,8 +135,11 @@ def wrk(url: str, endpoint: Endpoint, connections: int, seconds: int, work: Path
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
     def percentile(p: str) -> float:
-        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE).groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)$", out, re.MULTILINE)
+        if match is None:  # no request answered in time: no latency to report
+            return float("nan")
+        value, unit = match.groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
     return {
         "rps": rps,
