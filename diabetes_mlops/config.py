@@ -39,6 +39,8 @@ class Settings:
     max_rows: int = 10_000
     serve_workers: int = 1
     scoring_log: bool = True
+    scoring_log_required: bool = False
+    scoring_log_buffer: int = 50_000
     drift_psi_threshold: float = 0.2
     drift_ks_pvalue: float = 0.01
     drift_min_rows: int = 100
@@ -99,6 +101,7 @@ class Settings:
             "max_body_bytes": self.max_body_bytes > 0,
             "max_rows": self.max_rows > 0,
             "serve_workers": self.serve_workers > 0,
+            "scoring_log_buffer": self.scoring_log_buffer > 0,
             "drift_psi_threshold": self.drift_psi_threshold > 0,
             "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
             "drift_min_rows": self.drift_min_rows > 0,

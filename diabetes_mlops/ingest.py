@@ -92,11 +92,13 @@ def quarantine_dir(settings: Settings) -> Path:
     return settings.data_dir / "quarantine"
 
 
-def _row_reasons(batch: pd.DataFrame, source: str) -> tuple[dict[int, list[str]], list[str]]:
-    """Per-row failure reasons of the schema's per-value checks, and the distribution warnings."""
+def row_reasons(
+    batch: pd.DataFrame, source: str, *, with_target: bool = True
+) -> tuple[dict[int, list[str]], list[str]]:
+    """Per-row failure reasons of the schema's per-value checks (keyed by index), and distribution warnings."""
     from diabetes_mlops.schema import validate_frame
 
-    report = validate_frame(batch, source=source)
+    report = validate_frame(batch, with_target=with_target, source=source)
     reasons: dict[int, list[str]] = {}
     warnings: list[str] = []
     for failure in report.failures:
@@ -138,7 +140,7 @@ def _ingest(
     result = IngestResult(source, sha256, n_rows=len(batch) + n_rejected, warnings=list(warnings or []))
     batch = batch.reset_index(drop=True)
     progress.update(f"validating {len(batch)} rows")
-    reasons, distribution = _row_reasons(batch.loc[:, list(COLUMNS)], source) if len(batch) else ({}, [])
+    reasons, distribution = row_reasons(batch.loc[:, list(COLUMNS)], source) if len(batch) else ({}, [])
     result.warnings += distribution
     bad = sorted(reasons)
     quarantined = [rejected] if rejected is not None and len(rejected) else []
@@ -157,7 +159,7 @@ def _ingest(
     result.n_duplicates = result.n_valid - result.n_added
     if quarantined:
         result.quarantine_file = quarantine_dir(settings) / f"{sha256[:12]}.csv"
-        _write_quarantine(result.quarantine_file, pd.concat(quarantined, ignore_index=True))
+        write_quarantine(result.quarantine_file, pd.concat(quarantined, ignore_index=True))
     record = {
         "source": source,
         "sha256": sha256,
@@ -171,7 +173,7 @@ def _ingest(
     return result
 
 
-def _write_quarantine(path: Path, frame: pd.DataFrame) -> None:
+def write_quarantine(path: Path, frame: pd.DataFrame) -> None:
     """The rejected rows as CSV, ``row`` (position in the batch) and ``reason`` first for a reader."""
     from diabetes_mlops.files import write_atomic
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need (Python packages, Debian's groovy, npm's azurite and npm-groovy-lint), lint,
-# run every test.
+# Install everything the tests need (Python packages, Debian's groovy, npm's azurite and npm-groovy-lint, the
+# azmlinfsrv and kserve venvs), lint, run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,11 @@ if [ ! -x .tools/azmlinfsrv/bin/azmlinfsrv ]; then
     python3 -m venv .tools/azmlinfsrv
     .tools/azmlinfsrv/bin/pip install -q --disable-pip-version-check \
         azureml-inference-server-http==1.5.1 numpy scikit-learn skops orjson
+fi
+# KServe's SDK pins its own pandas, protobuf and kubernetes: its client runs from a venv of its own too.
+if [ ! -x .tools/kserve/bin/python ]; then
+    python3 -m venv .tools/kserve
+    .tools/kserve/bin/pip install -q --disable-pip-version-check kserve==0.21.0
 fi
 if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     npm install --silent --no-audit --no-fund --prefix .tools azurite@3.37.0 >/dev/null

@@ -3,7 +3,7 @@
 Each module below adds its verbs to the one ``main`` group; importing them here registers them.
 """
 
-from diabetes_mlops.cli import azure, models, monitoring, release, retrain  # noqa: F401
+from diabetes_mlops.cli import azure, batch, models, monitoring, release, retrain  # noqa: F401
 from diabetes_mlops.cli.base import main
 
 __all__ = ["main"]

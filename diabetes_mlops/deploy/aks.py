@@ -54,6 +54,12 @@ def kube_client(settings: Settings, client: ContainerServiceClient, credential: 
     return config.new_client_from_config_dict(kubeconfig)
 
 
+# A pod being replaced keeps serving while the Service stops routing to it (preStop), then on SIGTERM drains
+# its keep-alive connections (up to their 5 s keep-alive) and in-flight requests (up to 30 s).
+PRE_STOP_SECONDS = 5
+TERMINATION_GRACE_SECONDS = 45
+
+
 def deployment_manifest(settings: Settings, published: Published) -> dict[str, Any]:
     """Resources, probes, and a rolling update that never drops below the running replica count.
 
@@ -84,6 +90,7 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
                 "metadata": {"labels": labels},
                 "spec": {
                     **pod,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "containers": [
                         {
                             "name": "scoring",
@@ -96,6 +103,7 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
                             },
                             "readinessProbe": probe,
                             "livenessProbe": {**probe, "httpGet": {"path": "/health", "port": "http"}},
+                            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
                         }
                     ],
                 },

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from collections import deque
 from datetime import UTC, datetime
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.monitoring.records import scoring_record
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import numpy as np
 
     from diabetes_mlops.monitoring.store import LogSink
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.05
+RETRY_INTERVAL_SECONDS = 1.0
+REPORT_INTERVAL_SECONDS = 60.0
+MAX_UNWRITTEN_RECORDS = 50_000
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,15 +49,37 @@ class ScoringLogger:
     The writer wakes on a timer, not per record: waking a thread for each request would hand the GIL
     back and forth with the event loop and cost more than the logging itself. ``close()`` drains what
     is queued before it returns, so a graceful stop (SIGTERM) loses nothing.
+
+    When the sink fails (a full disk), the records stay in memory, at most ``max_unwritten`` of them (the
+    oldest are dropped first and counted in ``dropped``), and are written when the sink works again. The
+    failure is said once a minute with the counts, without a traceback; ``failing`` tells readiness.
     """
 
-    def __init__(self, sink: LogSink, flush_interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        sink: LogSink,
+        flush_interval: float = FLUSH_INTERVAL_SECONDS,
+        max_unwritten: int = MAX_UNWRITTEN_RECORDS,
+        report_interval: float = REPORT_INTERVAL_SECONDS,
+    ) -> None:
         self.sink = sink
         self.flush_interval = flush_interval
+        self.max_unwritten = max_unwritten
+        self.report_interval = report_interval
+        self.dropped = 0
+        self.failing = False
+        self._unwritten: list[dict[str, object]] = []
+        self._retry_at = 0.0
+        self._reported_at = -math.inf
         self._pending: deque[tuple] = deque()  # type: ignore[type-arg]
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scoring-log-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def unwritten(self) -> int:
+        """Records kept in memory because the sink failed."""
+        return len(self._unwritten)
 
     def log(
         self,
@@ -80,29 +105,61 @@ class ScoringLogger:
             request_id, _iso_utc(time), name, version, inputs, predictions, latency_ms, traceparent, synthetic
         )
 
-    def _drain(self) -> None:
+    def _drain(self, final: bool = False) -> None:
         # One write per flush: each system call hands the GIL back and forth with the event loop, which
         # costs the service more than the serialisation itself.
         batch = [self._pending.popleft() for _ in range(len(self._pending))]
-        if batch:
-            self._write_safely(lambda: self.sink.write([self._record(item) for item in batch]))
+        if not batch and not self._unwritten:
+            return
+        records = self._unwritten + [self._record(item) for item in batch]
+        now = monotonic()
+        if self.failing and now < self._retry_at and not final:
+            # A failing sink is tried again once a second, not at every wake-up.
+            self._keep(records, now, None)
+            return
+        try:
+            self.sink.write(records)
+        except Exception as exc:
+            # A sink that fails must not take the service down: the records wait in memory.
+            self._retry_at = now + RETRY_INTERVAL_SECONDS
+            self._keep(records, now, exc)
+            return
+        if self.failing:
+            log.warning("the scoring log is written again (%d records dropped while it failed)", self.dropped)
+        self._unwritten, self.failing = [], False
+
+    def _keep(self, records: list[dict[str, object]], now: float, exc: Exception | None) -> None:
+        overflow = len(records) - self.max_unwritten
+        if overflow > 0:
+            self.dropped += overflow
+            records = records[overflow:]
+        self._unwritten, self.failing = records, True
+        if exc is not None and now - self._reported_at >= self.report_interval:
+            self._reported_at = now
+            log.error(
+                "the scoring log cannot be written (%s: %s): %d records wait in memory, %d dropped so far",
+                type(exc).__name__,
+                exc,
+                len(records),
+                self.dropped,
+            )
 
     def _run(self) -> None:
         while not self._closed.wait(self.flush_interval):
             self._drain()
-        self._drain()
-
-    def _write_safely(self, action: Callable[[], object]) -> None:
-        try:
-            action()
-        except Exception:
-            # A sink that fails must not take the service down; sinks that can lose records spool themselves.
-            log.exception("the scoring log sink failed")
+        self._drain(final=True)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer thread and flush what the sink spooled."""
         self._closed.set()
         self._thread.join(timeout)
+        if self._unwritten:
+            self.dropped += len(self._unwritten)
+            log.error("the scoring log could not be written at shutdown: %d records lost", len(self._unwritten))
+            self._unwritten = []
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
-            self._write_safely(flush)
+            try:
+                flush()
+            except Exception as exc:
+                log.error("the scoring log sink could not flush at shutdown (%s: %s)", type(exc).__name__, exc)

@@ -23,6 +23,18 @@ class LogSink(Protocol):
     def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]: ...
 
 
+def _append_whole(fd: int, data: bytes) -> None:
+    """Append all of ``data`` or nothing: a write cut short (a full disk) is undone, leaving no torn line."""
+    size = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+
+
 class LocalLogStore:
     """Appends records to ``scoring-YYYY-MM-DD.jsonl`` files; each write is one ``write(2)`` per file."""
 
@@ -45,7 +57,7 @@ class LocalLogStore:
         for day, lines in by_day.items():
             fd = os.open(self._path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, b"".join(lines))
+                _append_whole(fd, b"".join(lines))
             finally:
                 os.close(fd)
 

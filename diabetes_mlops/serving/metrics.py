@@ -1,15 +1,34 @@
-"""Prometheus metrics of one service: requests by status, latency, rows scored."""
+"""Prometheus metrics of one service: requests by status, latency, rows scored, scoring-log losses."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from starlette.responses import Response
 
+    from diabetes_mlops.monitoring.logger import ScoringLogger
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class _LogCollector:
+    """The scoring log's dropped and waiting records, read from the logger at each scrape."""
+
+    def __init__(self, logger: ScoringLogger) -> None:
+        self.logger = logger
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "scoring_log_dropped_records", "Scoring records lost: the log could not be written.", self.logger.dropped
+        )
+        yield GaugeMetricFamily(
+            "scoring_log_unwritten_records", "Scoring records waiting in memory for the log.", self.logger.unwritten
+        )
 
 
 class ServiceMetrics:
@@ -17,7 +36,7 @@ class ServiceMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, logger: ScoringLogger | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "scoring_requests", "Scoring requests answered, by HTTP status.", ["status"], registry=self.registry
@@ -30,6 +49,8 @@ class ServiceMetrics:
         )
         self.rows = Counter("scoring_rows", "Rows scored.", registry=self.registry)
         self._by_status: dict[int, Counter] = {}
+        if logger is not None:
+            self.registry.register(_LogCollector(logger))  # type: ignore[arg-type]
 
     def count(self, response: Response) -> Response:
         """Count ``response`` under its status and hand it back."""

@@ -71,12 +71,37 @@ def _rows_matrix(rows: list[Any], order: list[int] | None = None, *, numbers_onl
         _locate_value_error(rows, order)
         raise
     matrix = flat.reshape(len(rows), N_FEATURES)
-    if not np.isfinite(matrix).all():
-        i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
-        raise InputError(f"row {i}, column {_name(j, order)!r}: expected a finite number, got {matrix[i, j]}")
+    require_finite(matrix, order)
     if order is not None:
         matrix = matrix[:, np.argsort(order)]
     return matrix
+
+
+def require_finite(matrix: np.ndarray, order: list[int] | None = None) -> None:
+    """Raise an InputError naming the first row and column of ``matrix`` that is NaN or infinite."""
+    if not np.isfinite(matrix).all():
+        i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
+        raise InputError(f"row {i}, column {_name(j, order)!r}: expected a finite number, got {matrix[i, j]}")
+
+
+def flat_matrix(values: list[Any], n_rows: int) -> np.ndarray:
+    """The (n_rows, 10) float64 matrix of a row-major flat list of numbers."""
+    if len(values) != n_rows * N_FEATURES:
+        raise InputError(f"data: {len(values)} values for {n_rows} rows of {N_FEATURES}")
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        for k, value in enumerate(values):
+            _check_value(value, k // N_FEATURES, FEATURES[k % N_FEATURES])
+    try:
+        matrix = np.fromiter(values, np.float64, count=len(values)).reshape(n_rows, N_FEATURES)
+    except OverflowError:
+        raise InputError("data: a value is too large for a float64") from None
+    require_finite(matrix)
+    return matrix
+
+
+def rows_matrix(rows: list[Any]) -> np.ndarray:
+    """The (n, 10) float64 matrix of a list of rows of 10 numbers, or an InputError naming the bad value."""
+    return _rows_matrix(rows)
 
 
 def _name(position: int, order: list[int] | None) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 
 from diabetes_mlops.serving.model import METADATA_FILE, ServedModel
 from diabetes_mlops.serving.parsing import InputError, parse_body
+from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 
 MAX_ROWS = 10_000
-_served: ServedModel | None = None
+_scorer: Scorer | None = None
 
 
 def _model_dir() -> Path:
@@ -27,9 +28,9 @@ def _model_dir() -> Path:
 
 
 def init() -> None:
-    """Load and verify the model once per worker."""
-    global _served
-    _served = ServedModel.from_dir(_model_dir())
+    """Load and verify the model once per worker; the server that runs us logs the requests."""
+    global _scorer
+    _scorer = Scorer(ServedModel.from_dir(_model_dir()), ServiceConfig(max_rows=MAX_ROWS))
 
 
 def _error(status: int, message: str) -> Any:
@@ -43,10 +44,11 @@ def _error(status: int, message: str) -> Any:
 
 def run(raw_data: str | bytes) -> Any:
     """Score a request body in any of the three input forms; bad input is a 4xx answer, not an exception."""
-    if _served is None:
+    if _scorer is None:
         return _error(503, "model not loaded: init() has not run")
     try:
-        matrix = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, MAX_ROWS).matrix
+        parsed = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, MAX_ROWS)
     except InputError as exc:
         return _error(exc.status, exc.message)
-    return {"result": _served.predict(matrix).tolist(), "model": {"name": _served.name, "version": _served.version}}
+    predictions = _scorer.score(parsed.matrix, _scorer.begin({}))
+    return {"result": predictions.tolist(), "model": _scorer.identity}

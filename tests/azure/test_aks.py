@@ -105,6 +105,9 @@ def test_deploy_applies_deployment_service_and_autoscaler_by_digest(settings, ku
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "768Mi"}, "limits": {"memory": "768Mi"}}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # The pod outlives its removal from the Service (preStop), then drains within the grace period.
+    assert container["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "5"]}}
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] > 5 + 6 + 30
     key_ref = {"secretKeyRef": {"name": "diabetes-scoring-secrets", "key": "DIABETES_MLOPS_SCORING_KEY"}}
     key_env = {"name": "DIABETES_MLOPS_SCORING_KEY", "valueFrom": key_ref}
     assert key_env in container["env"]

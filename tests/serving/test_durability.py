@@ -87,3 +87,42 @@ def test_replacing_a_deployment_never_refuses_a_request(local_home: Path) -> Non
         assert undeploy(settings, "qa")
     assert endpoints(settings) == []
     assert not smoke_test(url, timeout=0.5).ok
+
+
+@pytest.mark.slow
+def test_keep_alive_clients_lose_no_request_across_replaces(local_home: Path) -> None:
+    settings = load_settings(home=local_home, qa_port=free_port())
+    versions = [register_model(settings, 1.0), register_model(settings, 50.0)]
+    deploy(settings, "qa", settings.model_name, versions[0])
+    url = f"http://127.0.0.1:{settings.qa_port}"
+    failures: list[str] = []
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        # One pooled keep-alive connection per client, reused for every request, as load balancers do.
+        with httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1)) as http:
+            while not stop.is_set():
+                try:
+                    response = http.post("/score", json={"data": [[1] * 10]})
+                    if response.status_code != 200:
+                        failures.append(f"status {response.status_code}")
+                    answered.append(response.headers["x-model-version"])
+                except httpx.TransportError as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for i in range(1, 4):
+            time.sleep(0.3)
+            deploy(settings, "qa", settings.model_name, versions[i % 2])
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        undeploy(settings, "qa")
+    assert failures == []
+    assert set(answered) == {str(v) for v in versions} and len(answered) > 16 * 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -100,3 +101,12 @@ def test_logged_inputs_are_the_rows_as_sent_whatever_the_form(start_server: Call
     assert set(records) == set(forms)
     for record in records.values():
         assert record["inputs"] == rows
+
+
+def test_the_serving_process_maps_no_library_scoring_does_not_need(server: Server) -> None:
+    # The shared objects a process has loaded are in /proc/<pid>/maps: what it imported, seen from outside.
+    httpx.post(f"{server.url}/score", json=PAYLOAD)
+    maps = (Path("/proc") / str(server.process.pid) / "maps").read_text()
+    assert "/numpy/" in maps
+    for library in ("sklearn", "scipy", "pandas", "pyarrow", "matplotlib"):
+        assert f"/{library}/" not in maps and f"/{library}.libs/" not in maps, library

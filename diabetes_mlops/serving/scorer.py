@@ -1,0 +1,136 @@
+"""The scoring handler apart from the web app: one object that every protocol (``/score``, the Open Inference
+Protocol, Azure ML's entry script) calls with a parsed matrix.
+
+A protocol's route reads as a straight line: ``begin`` (request id, trace context), ``authorize``, parse
+its own input form into a float64 matrix, ``score`` (predict, log without waiting, count), then format its
+own answer. Nothing here knows HTTP beyond header names, so it is tested without a server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from diabetes_mlops.serving.parsing import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from diabetes_mlops.monitoring.logger import ScoringLogger
+    from diabetes_mlops.monitoring.telemetry import Telemetry
+    from diabetes_mlops.serving.metrics import ServiceMetrics
+    from diabetes_mlops.serving.model import ServedModel
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits, the optional key, and whether readiness needs the scoring log to be written.
+
+    The key is compared in constant time and never logged.
+    """
+
+    max_body_bytes: int = 1024 * 1024
+    max_rows: int = 10_000
+    key: str | None = None
+    log_required: bool = False
+
+
+@dataclass(slots=True)
+class Call:
+    """One scoring request as the scorer sees it: ids, trace context and the headers to echo."""
+
+    request_id: str
+    traceparent: str | None
+    synthetic: bool
+    started: float
+    echo: dict[str, str]
+
+
+class Scorer:
+    """Authorize, predict, log and count for one loaded model; the same for every protocol.
+
+    ``metrics`` (Prometheus) are our ASGI app's; Azure ML's inference server, which runs the entry script,
+    counts requests itself.
+    """
+
+    def __init__(
+        self,
+        served: ServedModel,
+        config: ServiceConfig,
+        logger: ScoringLogger | None = None,
+        telemetry: Telemetry | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.served = served
+        self.config = config
+        self.logger = logger
+        self.telemetry = telemetry
+        self.metrics = metrics
+        self.identity = {"name": served.name, "version": served.version}
+        self._model_key = (served.name, served.version)
+        self._version_header = str(served.version)
+        self._expected_auth = f"Bearer {config.key}".encode() if config.key else None
+        # Request ids made here: a random prefix per process and a counter, unique across processes and
+        # about ten times cheaper than uuid4 (which reads the system's random source on every request).
+        self._id_prefix, self._id_counter = secrets.token_hex(12), itertools.count()
+
+    def begin(self, headers: Mapping[str, str]) -> Call:
+        """The request's id (the caller's ``X-Ms-Request-Id`` or a new one) and the headers to echo."""
+        request_id = headers.get("x-ms-request-id") or f"{self._id_prefix}{next(self._id_counter):08x}"
+        traceparent = headers.get("traceparent")
+        echo = {"x-ms-request-id": request_id, "x-model-version": self._version_header}
+        if traceparent:
+            echo["traceparent"] = traceparent
+        return Call(request_id, traceparent, "x-smoke-test" in headers, time.perf_counter(), echo)
+
+    def authorize(self, headers: Mapping[str, str]) -> None:
+        """Raise a 401 InputError unless the configured key (if any) is sent as a bearer token."""
+        if self._expected_auth is not None and not hmac.compare_digest(
+            headers.get("authorization", "").encode(), self._expected_auth
+        ):
+            raise InputError("missing or invalid key: send Authorization: Bearer <key>", status=401)
+
+    def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:
+        """Predictions for a validated (n, 10) float64 matrix; the request is logged and counted.
+
+        ``rows_json`` is the rows' JSON text as sent, which the log reuses instead of the matrix.
+        """
+        if self.telemetry is not None:
+            with self.telemetry.span(self.served.name, self.served.version, len(matrix)):
+                predictions = self.served.predict(matrix)
+        else:
+            predictions = self.served.predict(matrix)
+        latency = time.perf_counter() - call.started
+        if self.logger is not None:
+            inputs = matrix if rows_json is None else rows_json
+            self.logger.log(
+                call.request_id,
+                time.time(),
+                self._model_key,
+                inputs,
+                predictions,
+                latency * 1000,
+                call.traceparent,
+                call.synthetic,
+            )
+        if self.metrics is not None:
+            self.metrics.scored(len(predictions), latency)
+        return predictions
+
+    def ready(self) -> str | None:
+        """None when the service may take traffic, else why not."""
+        if self.config.log_required and self.logger is not None and self.logger.failing:
+            return "the scoring log cannot be written and every record must be kept (scoring_log_required)"
+        return None
+
+    def close(self) -> None:
+        """Write what the log holds and export buffered telemetry: a graceful stop loses nothing."""
+        if self.logger is not None:
+            self.logger.close()
+        if self.telemetry is not None:
+            self.telemetry.flush()
