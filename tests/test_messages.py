@@ -22,12 +22,14 @@ Cli = Callable[..., CliResult]
 
 
 def one_error_line(result: CliResult) -> str:
-    """The failure's only stderr line; fails unless exit 1 came with exactly one line and no traceback."""
+    """The failure's one ``error:`` line: exit 1, that line last on stderr, no traceback (progress lines, one
+    per step when stderr is a log rather than a terminal, may come before it)."""
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
 
 
 def test_smoke_test_failure_goes_to_stderr(cli: Cli) -> None:
