@@ -25,7 +25,7 @@ def _workspace(settings: Settings, credential: TokenCredential | None) -> tuple[
     from diabetes_mlops.azure.artifacts import DatastoreFiles
     from diabetes_mlops.azure.clients import ml_client
 
-    credential = credential or default_credential()
+    credential = credential or default_credential(settings)
     client = ml_client(settings, credential)
     return client, DatastoreFiles.from_workspace(client, credential)
 
@@ -49,7 +49,7 @@ def ensure_compute(settings: Settings, credential: TokenCredential | None = None
     from diabetes_mlops.azure.clients import ml_client
     from diabetes_mlops.azure.compute import ensure_compute as ensure
 
-    return ensure(ml_client(settings, credential or default_credential()), settings)
+    return ensure(ml_client(settings, credential or default_credential(settings)), settings)
 
 
 def run_retrain_pipeline(
@@ -86,4 +86,6 @@ def unschedule_retraining(settings: Settings, credential: TokenCredential | None
     from diabetes_mlops.azure.clients import ml_client
     from diabetes_mlops.azure.pipeline import delete_schedule
 
-    return delete_schedule(ml_client(settings, credential or default_credential()), settings.azure_schedule_name)
+    return delete_schedule(
+        ml_client(settings, credential or default_credential(settings)), settings.azure_schedule_name
+    )

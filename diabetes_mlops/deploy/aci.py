@@ -40,7 +40,9 @@ def registry_credential(
     """How ACI pulls from ACR: the configured user-assigned identity, else the admin user's password."""
     from azure.mgmt.containerinstance.models import ImageRegistryCredential
 
-    server = f"{require(settings, 'azure_acr_name')}.azurecr.io"
+    from diabetes_mlops.deploy.image import login_server
+
+    server = login_server(settings)
     if settings.azure_aci_identity:
         return ImageRegistryCredential(server=server, identity=settings.azure_aci_identity)
     if registry_client is None:

@@ -30,7 +30,7 @@ class AzureTarget:
     def credential(self) -> TokenCredential:
         from diabetes_mlops.azure.clients import default_credential
 
-        return self._credential or default_credential()
+        return self._credential or default_credential(self.settings)
 
     @cached_property
     def _kube(self) -> Any:
