@@ -41,6 +41,7 @@ class Settings:
     scoring_log: bool = True
     scoring_log_required: bool = False
     scoring_log_buffer: int = 50_000
+    scoring_log_upload_interval: float = 60.0
     drift_psi_threshold: float = 0.2
     drift_ks_pvalue: float = 0.01
     drift_min_rows: int = 100
@@ -102,6 +103,7 @@ class Settings:
             "max_rows": self.max_rows > 0,
             "serve_workers": self.serve_workers > 0,
             "scoring_log_buffer": self.scoring_log_buffer > 0,
+            "scoring_log_upload_interval": self.scoring_log_upload_interval > 0,
             "drift_psi_threshold": self.drift_psi_threshold > 0,
             "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
             "drift_min_rows": self.drift_min_rows > 0,

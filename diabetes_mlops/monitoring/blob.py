@@ -2,9 +2,9 @@
 
 Records are appended (and fsynced) to a batch file in the spool directory, one per hour they belong to,
 named for the block blob it becomes: ``<prefix>/YYYY/MM/DD/HH/<writer>-<seq>.jsonl``. A batch is closed and
-uploaded once it is ``upload_interval`` seconds old (a minute by default: tens of blobs an hour per writer,
-not one per 50 ms flush of the scoring log), when its hour is over, or at ``flush()`` (the scoring log's
-shutdown); it is uploaded with ``overwrite=True`` and then removed from the spool. A retry after a lost
+uploaded once it is ``upload_interval`` seconds old (the ``scoring_log_upload_interval`` setting, a minute by
+default: tens of blobs an hour per writer, not one per 50 ms flush of the scoring log), when its hour is over,
+or at ``flush()`` (the scoring log's shutdown); it is uploaded with ``overwrite=True`` and then removed from the spool. A retry after a lost
 response rewrites the same blob with the same bytes, so nothing is duplicated; batches leave the spool in
 the order they were opened, and the first failure stops the flush, so nothing overtakes an earlier batch.
 ``<writer>`` starts with the writer's start time, so blob names sort in writing order. Batches a crashed
@@ -88,7 +88,7 @@ class BlobLogStore:
                 credential=credential or default_credential(settings),
                 **options,
             )
-        return cls(container, settings.logs_dir / "blob-spool")
+        return cls(container, settings.logs_dir / "blob-spool", upload_interval=settings.scoring_log_upload_interval)
 
     # --- writing -------------------------------------------------------------------------------------
 
@@ -112,10 +112,22 @@ class BlobLogStore:
                     fh.write(b"".join(lines))
                     fh.flush()
                     os.fsync(fh.fileno())
-            due = len(self._open) > 1 or any(
-                time.monotonic() - opened >= self.upload_interval for _, opened in self._open.values()
+        self.send_due()
+
+    def send_due(self) -> None:
+        """Send the batches that are due, and retry those a failure kept, once ``retry_after`` has passed.
+
+        The scoring log calls this on its timer too, so a service that goes quiet still sends its last batch
+        within ``upload_interval``, not at its next request.
+        """
+        now = time.monotonic()
+        with self._lock:
+            due = (
+                self._down_until > 0
+                or len(self._open) > 1
+                or any(now - opened >= self.upload_interval for _, opened in self._open.values())
             )
-        if due and time.monotonic() >= self._down_until:
+        if due and now >= self._down_until:
             self._send(everything=False)
 
     def _close_batches(self, everything: bool) -> None:

@@ -145,8 +145,12 @@ class ScoringLogger:
             )
 
     def _run(self) -> None:
+        # A sink that sends in batches (Blob) is told the time even when no request comes.
+        send_due = getattr(self.sink, "send_due", None)
         while not self._closed.wait(self.flush_interval):
             self._drain()
+            if send_due is not None and not self.failing:
+                send_due()
         self._drain(final=True)
 
     def close(self, timeout: float = 30.0) -> None:

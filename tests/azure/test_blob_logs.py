@@ -142,3 +142,39 @@ def test_a_minute_of_scoring_is_one_blob_and_reading_a_day_lists_only_that_day(c
     assert got == [f"req-{n:04d}" for n in [*range(40), 99, 100]]
     assert 2 <= len(listed) <= 3 and all(p.startswith("scoring/20") and p.count("/") == 4 for p in listed)
     assert len(list(reader.read())) == 43  # everything, the old day too
+
+
+def test_a_service_that_goes_quiet_still_sends_its_last_batch(container, tmp_path: Path) -> None:
+    """No request after the last records: the scoring log's timer sends the batch once it is due, without a
+    shutdown, so drift sees a quiet service's records within the upload interval."""
+    import numpy as np
+
+    from diabetes_mlops.monitoring.logger import ScoringLogger
+
+    store = BlobLogStore(container, tmp_path / "spool", upload_interval=0.3)
+    logger = ScoringLogger(store)
+    try:
+        for n in range(3):
+            logger.log(f"quiet-{n}", time.time(), ("diabetes", 1), np.zeros((1, 10)), np.array([1.0]), 0.2, None)
+        deadline = time.monotonic() + 30
+        while not list(container.list_blobs()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r["request_id"] for r in store.read()] == ["quiet-0", "quiet-1", "quiet-2"]
+        assert store.pending() == []
+    finally:
+        logger.close()
+
+
+def test_containers_get_the_upload_interval_only_with_blob_logs(tmp_path: Path) -> None:
+    from diabetes_mlops.config import load_settings
+    from diabetes_mlops.deploy.targets.base import container_environment
+
+    local = {v.name for v in container_environment(load_settings(home=tmp_path, scoring_key="k"), 5001)}
+    assert "DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL" not in local
+    wired = load_settings(
+        home=tmp_path, scoring_key="k", azure_storage_account_url="https://a.blob.core.windows.net",
+        scoring_log_upload_interval=5,
+    )  # fmt: skip
+    by_name = {v.name: v for v in container_environment(wired, 5001)}
+    assert by_name["DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL"].value == "5.0"
+    assert load_settings(home=tmp_path, **{"scoring_log_upload_interval": "5.0"}).scoring_log_upload_interval == 5.0

@@ -37,6 +37,9 @@ class ContainerVariable:
     secret: bool = False
 
 
+BLOB_ONLY = ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", "DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL")
+
+
 def container_environment(settings: Settings, port: int) -> list[ContainerVariable]:
     """What a scoring container needs to serve and to report: key, Blob log store, Application Insights, identity.
 
@@ -51,6 +54,7 @@ def container_environment(settings: Settings, port: int) -> list[ContainerVariab
         ("DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL", settings.azure_storage_account_url, False),
         ("DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING", settings.azure_storage_connection_string, True),
         ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", settings.azure_storage_container, False),
+        ("DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL", str(settings.scoring_log_upload_interval), False),
         ("APPLICATIONINSIGHTS_CONNECTION_STRING", settings.azure_appinsights_connection_string, True),
         ("AZURE_CLIENT_ID", settings.azure_identity_client_id, False),  # which managed identity Azure SDKs use
     ]
@@ -58,7 +62,7 @@ def container_environment(settings: Settings, port: int) -> list[ContainerVariab
     return [
         ContainerVariable(name, value, secret)
         for name, value, secret in wanted
-        if value and (logs_to_blob or name != "DIABETES_MLOPS_AZURE_STORAGE_CONTAINER")
+        if value and (logs_to_blob or name not in BLOB_ONLY)
     ]
 
 
