@@ -6,9 +6,10 @@ import org.diabetesmlops.jenkins.StepConfig
  * the build stays green, its description says so, and env.CHAMPION_KEPT = 'true' lets the Jenkinsfile
  * skip what follows. On a build the timer started (the nightly cron), train first writes a drift report of
  * the last day's scoring logs, then trains only if a retrain is due (`train --if-due`; exit 3: not due, which
- * also sets env.CHAMPION_KEPT). With target 'azure', evaluate and register (the registry) get the Azure
- * credentials, and so do the nightly drift report and `train --if-due` (they read the champion); a plain train
- * runs on the agent without them. Settings: mlopsRetrain.txt.
+ * also sets env.CHAMPION_KEPT). With target 'azure', train runs as an Azure ML command job on the compute
+ * cluster (the agent waits and downloads its run directory), and every step gets the Azure credentials: the job,
+ * the registry (evaluate, register), the scoring logs and champion (the nightly drift report, `train --if-due`).
+ * Settings: mlopsRetrain.txt.
  */
 def call(Map config = [:]) {
     Map cfg = StepConfig.merge(this, 'mlopsRetrain', [
@@ -31,12 +32,12 @@ def call(Map config = [:]) {
         if (task == 'train' && onlyIfDue(cfg)) {
             driftReport(cfg, common)
             int status = mlopsSh(common + [label: 'Train if due', returnStatus: true, credentials: true, script: '''
-diabetes-mlops train --if-due
+diabetes-mlops train --if-due --target "$MLOPS_TARGET"
 '''])
             decideDue(status)
         } else if (task == 'train') {
-            mlopsSh(common + [label: 'Train', script: '''
-diabetes-mlops train
+            mlopsSh(common + [label: 'Train', credentials: true, script: '''
+diabetes-mlops train --target "$MLOPS_TARGET"
 '''])
         } else if (task == 'evaluate') {
             int status = mlopsSh(common + [label: 'Evaluate', returnStatus: true, credentials: true, script: '''

@@ -26,7 +26,7 @@ def test_a_nightly_main_build_reports_drift_then_trains_if_due() -> None:
     assert drift["returnStatus"] and train["returnStatus"]
     assert 'diabetes-mlops drift --since "$MLOPS_DRIFT_SINCE" --out "$DIABETES_MLOPS_RUN_DIR/drift"' in drift["script"]
     assert drift["env"]["MLOPS_DRIFT_SINCE"] == "24h"
-    assert train["script"].rstrip().endswith("diabetes-mlops train --if-due")
+    assert train["script"].rstrip().endswith('diabetes-mlops train --if-due --target "$MLOPS_TARGET"')
     assert not drift["interpolated"] and not train["interpolated"]
 
 
@@ -79,7 +79,7 @@ def test_builds_the_timer_did_not_start_train_unconditionally(cause: str) -> Non
     result = plan(params=MAIN, cause=cause)
     [train] = train_commands(result)
     assert train["id"] == "Retrain/Train#1" and not train["returnStatus"]
-    assert train["script"].rstrip().endswith("diabetes-mlops train")
+    assert train["script"].rstrip().endswith('diabetes-mlops train --target "$MLOPS_TARGET"')
     assert not [c["id"] for c in result["commands"] if "drift" in c["script"] or "--if-due" in c["script"]]
 
 
@@ -87,7 +87,8 @@ def test_force_retrain_on_a_nightly_build_trains_unconditionally() -> None:
     """FORCE_RETRAIN=true on a timer-started build: plain `train`, no drift report, and the rest runs."""
     result = plan(params={**MAIN, "FORCE_RETRAIN": "true"}, cause="timer")
     [train] = train_commands(result)
-    assert train["script"].rstrip().endswith("diabetes-mlops train") and not train["returnStatus"]
+    assert train["script"].rstrip().endswith('diabetes-mlops train --target "$MLOPS_TARGET"')
+    assert not train["returnStatus"]
     assert running(result) == running(plan(params=MAIN))
 
 

@@ -176,11 +176,12 @@ def test_post_publishes_tests_coverage_and_the_run_directory_then_undeploys_qa()
 
 
 def test_azure_credentials_are_bound_only_around_the_commands_that_need_them() -> None:
-    """TARGET=azure: Evaluate, Register and Release run inside withCredentials; Build and Train never do."""
+    """TARGET=azure: Train (an Azure ML job), Evaluate, Register and Release run inside withCredentials; Build and
+    Release QA's tidy-up never do."""
     result = plan(params={"TARGET": "azure", "SKIP_APPROVAL": "true"})
     bound = {c["id"] for c in result["commands"] if "AZURE_CLIENT_SECRET" in c["env"]}
     wrapped = {c["id"] for c in result["commands"] if any("azureServicePrincipal" in w for w in c["within"])}
-    expected = {"Retrain/Evaluate#1", "Retrain/Register#1"} | {
+    expected = {"Retrain/Train#1", "Retrain/Evaluate#1", "Retrain/Register#1"} | {
         f"Release/{name}#1" for name in RELEASE_STAGES if name != "Approve production"
     }
     assert bound == wrapped == expected
