@@ -28,12 +28,14 @@ def call(Map config = [:]) {
         nightlyTarget: 'local',
         nightlyApproval: 'skip',
         azureCredentialsId: 'azure-service-principal',
+        scoringKeyCredentialsId: 'diabetes-scoring-key',
     ], config)
     StepConfig.oneOf(this, 'diabetesMlopsPipeline', 'nightlyTarget', cfg.nightlyTarget, ['local', 'azure'])
     StepConfig.oneOf(this, 'diabetesMlopsPipeline', 'nightlyApproval', cfg.nightlyApproval, ['skip', 'qa'])
     Map build = [python: cfg.python, venv: cfg.venv, pytestArgs: cfg.pytestArgs, dataTestArgs: cfg.dataTestArgs]
-    Map retrain = [venv: cfg.venv, azureCredentialsId: cfg.azureCredentialsId]
-    Map release = [venv: cfg.venv, azureCredentialsId: cfg.azureCredentialsId, model: cfg.model]
+    Map credentials = [azureCredentialsId: cfg.azureCredentialsId, scoringKeyCredentialsId: cfg.scoringKeyCredentialsId]
+    Map retrain = [venv: cfg.venv] + credentials
+    Map release = [venv: cfg.venv, model: cfg.model] + credentials
     String timerCause = 'hudson.triggers.TimerTrigger$TimerTriggerCause'
 
     pipeline {

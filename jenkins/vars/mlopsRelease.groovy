@@ -17,10 +17,11 @@ def call(Map config = [:]) {
         approvalMessage: 'Deploy the model that passed QA to production?',
         submitter: null,
         azureCredentialsId: 'azure-service-principal',
+        scoringKeyCredentialsId: 'diabetes-scoring-key',
         venv: '.venv',
     ], config)
-    Map common = [target: cfg.target, credentials: true, azureCredentialsId: cfg.azureCredentialsId, venv: cfg.venv,
-                  env: [MLOPS_MODEL: cfg.model]]
+    Map common = [target: cfg.target, credentials: true, azureCredentialsId: cfg.azureCredentialsId,
+                  scoringKeyCredentialsId: cfg.scoringKeyCredentialsId, venv: cfg.venv, env: [MLOPS_MODEL: cfg.model]]
     List tasks = cfg.task == 'undeployQa' ? ['undeployQa']
         : StepConfig.tasks(this, 'mlopsRelease', cfg.task, ['qa', 'approve', 'production'])
     for (String task : tasks) {

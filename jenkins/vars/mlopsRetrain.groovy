@@ -19,10 +19,12 @@ def call(Map config = [:]) {
         ifDue: null,
         driftSince: '24h',
         azureCredentialsId: 'azure-service-principal',
+        scoringKeyCredentialsId: 'diabetes-scoring-key',
         venv: '.venv',
         runDir: null,
     ], config)
-    Map common = [target: cfg.target, azureCredentialsId: cfg.azureCredentialsId, venv: cfg.venv,
+    Map common = [target: cfg.target, azureCredentialsId: cfg.azureCredentialsId,
+                  scoringKeyCredentialsId: cfg.scoringKeyCredentialsId, venv: cfg.venv,
                   env: [DIABETES_MLOPS_RUN_DIR: cfg.runDir]]
     for (String task : StepConfig.tasks(this, 'mlopsRetrain', cfg.task, ['train', 'evaluate', 'register'])) {
         if (env.CHAMPION_KEPT == 'true') {

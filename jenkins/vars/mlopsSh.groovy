@@ -2,8 +2,8 @@ import org.diabetesmlops.jenkins.StepConfig
 
 /**
  * Run diabetes-mlops command lines in the build's virtual environment (made by mlopsBuild task 'setup').
- * With target 'azure' and credentials: true the lines run inside withCredentials(azureServicePrincipal(...)),
- * and only then: the secret reaches the CLI through the environment, never through a Groovy string. Only builds
+ * With target 'azure' and credentials: true the lines run inside withCredentials with the Azure service
+ * principal and the scoring key of the public endpoints (a Secret text credential), and only then: the secret reaches the CLI through the environment, never through a Groovy string. Only builds
  * of the main branch (MLOPS_MAIN_BRANCH, default 'main') get them: a branch or pull request runs code anyone
  * who can push may have written, so there the step fails before binding anything.
  * Returns the exit code with returnStatus: true. Settings: mlopsSh.txt.
@@ -16,6 +16,7 @@ def call(Map config = [:]) {
         target: 'local',
         credentials: false,
         azureCredentialsId: 'azure-service-principal',
+        scoringKeyCredentialsId: 'diabetes-scoring-key',
         venv: '.venv',
         env: [:],
     ], config)
@@ -44,7 +45,9 @@ def call(Map config = [:]) {
                                                    subscriptionIdVariable: 'AZURE_SUBSCRIPTION_ID',
                                                    clientIdVariable: 'AZURE_CLIENT_ID',
                                                    clientSecretVariable: 'AZURE_CLIENT_SECRET',
-                                                   tenantIdVariable: 'AZURE_TENANT_ID')]) {
+                                                   tenantIdVariable: 'AZURE_TENANT_ID'),
+                             string(credentialsId: cfg.scoringKeyCredentialsId,
+                                    variable: 'DIABETES_MLOPS_SCORING_KEY')]) {
                 result = sh(shArgs)
             }
         } else {
