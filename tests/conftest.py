@@ -6,12 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from diabetes_mlops.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tests.simazure.service import SimAzure
 
 REPO = Path(__file__).resolve().parent.parent
 # A tracked training imports MLflow (seconds) and creates its store: the tests of tracking turn it on.
@@ -78,3 +83,13 @@ def cli(home: Path) -> Callable[..., CliResult]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def simazure() -> Iterator[SimAzure]:
+    """The simulated Azure (tests/simazure), one per test session: its venvs and images are cached in it."""
+    from tests.simazure.service import SimAzure
+
+    # Short paths: venv shebangs and the kit's own state stay readable in failure messages.
+    with tempfile.TemporaryDirectory(prefix="simazure-") as state, SimAzure(Path(state)) as sim:
+        yield sim

@@ -4,9 +4,10 @@ Records are appended (and fsynced) to a batch file in the spool directory, one p
 named for the block blob it becomes: ``<prefix>/YYYY/MM/DD/HH/<writer>-<seq>.jsonl``. A batch is closed and
 uploaded once it is ``upload_interval`` seconds old (the ``scoring_log_upload_interval`` setting, a minute by
 default: tens of blobs an hour per writer, not one per 50 ms flush of the scoring log), when its hour is over,
-or at ``flush()`` (the scoring log's shutdown); it is uploaded with ``overwrite=True`` and then removed from the spool. A retry after a lost
-response rewrites the same blob with the same bytes, so nothing is duplicated; batches leave the spool in
-the order they were opened, and the first failure stops the flush, so nothing overtakes an earlier batch.
+or at ``flush()`` (the scoring log's shutdown); it is uploaded with ``overwrite=True`` and then removed from
+the spool. A retry after a lost response rewrites the same blob with the same bytes, so nothing is duplicated;
+batches leave the spool in the order they were opened, and the first failure stops the flush, so nothing
+overtakes an earlier batch.
 ``<writer>`` starts with the writer's start time, so blob names sort in writing order. Batches a crashed
 writer left behind are sent by the next writer on the same spool. Reading lists only the days asked for.
 """

@@ -185,7 +185,8 @@ def test_azure_credentials_are_bound_only_around_the_commands_that_need_them() -
         f"Release/{name}#1" for name in RELEASE_STAGES if name != "Approve production"
     }
     assert bound == wrapped == expected
-    keyed = {c["id"] for c in result["commands"] if c["env"].get("DIABETES_MLOPS_SCORING_KEY", "").startswith("@@secret")}
+    key = "DIABETES_MLOPS_SCORING_KEY"
+    keyed = {c["id"] for c in result["commands"] if c["env"].get(key, "").startswith("@@secret")}
     assert keyed == expected  # the public endpoints' key, from Jenkins' store with the service principal
     for command in result["commands"]:
         assert "@@secret" not in command["script"]

@@ -1,23 +1,14 @@
-"""Fixtures of the simulated Azure: one per test session (venvs and images are cached in it), and the
-environment a build agent on it has."""
+"""Fixtures on the simulated Azure (the ``simazure`` fixture itself is in tests/conftest.py, shared with the
+executed Jenkins builds): the environment a build agent on it has, and the kit's settings there."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from diabetes_mlops.config import Settings, load_settings
 from tests.simazure.service import SimAzure
-
-
-@pytest.fixture(scope="session")
-def simazure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimAzure]:
-    # Short paths: venv shebangs and the kit's own state stay readable in failure messages.
-    with tempfile.TemporaryDirectory(prefix="simazure-") as state, SimAzure(Path(state)) as sim:
-        yield sim
 
 
 @pytest.fixture
