@@ -6,7 +6,6 @@ the CLI stays a thin layer and Jenkins' service principal reaches every call thr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,6 @@ if TYPE_CHECKING:
 
     from diabetes_mlops.azure.training import AzureTraining
     from diabetes_mlops.config import Settings
-
-Echo = Callable[[str], None]
 
 
 def _workspace(settings: Settings, credential: TokenCredential | None) -> tuple[Any, Any]:
@@ -34,15 +31,14 @@ def train(
     settings: Settings,
     run_dir: Path,
     data: str | None = None,
-    echo: Echo | None = None,
     credential: TokenCredential | None = None,
 ) -> AzureTraining:
-    """``train --target azure``: the command job on the cluster; its outputs land in ``run_dir``."""
+    """``train --target azure``: the command job on the cluster (its wait shown as progress); its outputs land in
+    ``run_dir``."""
     from diabetes_mlops.azure.training import train_on_azure
 
     client, files = _workspace(settings, credential)
-    status = (lambda s: echo(f"job status: {s}")) if echo else None
-    return train_on_azure(settings, client, files, run_dir, data, on_status=status)
+    return train_on_azure(settings, client, files, run_dir, data)
 
 
 def ensure_compute(settings: Settings, credential: TokenCredential | None = None) -> Any:
@@ -53,7 +49,7 @@ def ensure_compute(settings: Settings, credential: TokenCredential | None = None
 
 
 def run_retrain_pipeline(
-    settings: Settings, wait: bool = True, echo: Echo | None = None, credential: TokenCredential | None = None
+    settings: Settings, wait: bool = True, credential: TokenCredential | None = None
 ) -> dict[str, object]:
     """Submit train -> evaluate -> register as a pipeline job now; wait for it unless told not to."""
     from diabetes_mlops.azure.compute import ensure_compute as ensure
@@ -65,8 +61,7 @@ def run_retrain_pipeline(
     job = submit_pipeline(client, retrain_pipeline(settings, upload_source(files)))
     status = str(job.status)
     if wait:
-        notify = (lambda s: echo(f"pipeline status: {s}")) if echo else None
-        status = wait_for_job(client, job.name, settings.azure_job_timeout, on_status=notify)
+        status = wait_for_job(client, job.name, settings.azure_job_timeout)
     return {"job_name": job.name, "status": status, "studio_url": job.studio_url}
 
 

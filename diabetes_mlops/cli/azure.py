@@ -40,7 +40,7 @@ def train(obj: Context, data: str | None, run_dir: Path | None) -> None:
     from diabetes_mlops.pipelines import new_run_dir
 
     run_dir = run_dir or new_run_dir(obj.settings)
-    result = train_remote(obj.settings, run_dir, data, echo=None if obj.as_json else click.echo)
+    result = train_remote(obj.settings, run_dir, data)
     obj.emit(result.to_dict(), f"job {result.job_name} completed\nrun: {result.run_dir}")
 
 
@@ -52,7 +52,7 @@ def pipeline(obj: Context, no_wait: bool) -> None:
     """Run the retraining pipeline (train -> evaluate -> register) on Azure ML now."""
     from diabetes_mlops.azure.targets import run_retrain_pipeline
 
-    out = run_retrain_pipeline(obj.settings, wait=not no_wait, echo=None if obj.as_json else click.echo)
+    out = run_retrain_pipeline(obj.settings, wait=not no_wait)
     obj.emit(out, f"pipeline {out['job_name']}: {out['status']}")
 
 

@@ -65,8 +65,7 @@ def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir:
     if target == "azure":
         from diabetes_mlops.azure.targets import train as train_remote
 
-        echo = None if obj.as_json else click.echo
-        remote = train_remote(obj.settings, run_dir, str(source) if source else None, echo=echo)
+        remote = train_remote(obj.settings, run_dir, str(source) if source else None)
         obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
         return 0
     frame = training_data(obj.settings, source)
