@@ -42,4 +42,6 @@ ruff format --check .
 # --noserver: without it a CodeNarc server stays running after the lint
 .tools/groovy-lint/node_modules/.bin/npm-groovy-lint --config recommended-jenkinsfile --noserver --failon error \
     --loglevel error --output txt Jenkinsfile jenkins/vars jenkins/src
-python3 -m pytest "$@"
+# Two workers: most tests wait on servers, venvs and subprocesses, not on the CPU. Tests on the simulated Azure
+# share one worker (one SimAzure and its cached venvs; tests/conftest.py groups them).
+python3 -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

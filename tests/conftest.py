@@ -85,6 +85,13 @@ def cli(home: Path) -> Callable[..., CliResult]:
     return run
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, every test on the simulated Azure runs in one worker: one SimAzure, its venvs built once."""
+    for item in items:
+        if "simazure" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("simazure"))
+
+
 @pytest.fixture(scope="session")
 def simazure() -> Iterator[SimAzure]:
     """The simulated Azure (tests/simazure), one per test session: its venvs and images are cached in it."""
