@@ -128,7 +128,8 @@ def test_azure_main_builds_release_score_drift_retrain_and_roll_back(simazure: S
     qa = json.loads((run_dir / "release-qa.json").read_text())
     production = json.loads((run_dir / "release-production.json").read_text())
     assert qa["version"] == production["version"] == 1 and production["released"]
-    assert "@sha256:" in production["image"] and production["image"] == qa["image"]  # QA's digest runs on AKS
+    image = qa["qa"]["image"]
+    assert "@sha256:" in image and production["production"]["image"] == image  # QA's digest runs on AKS
 
     agent.env["DIABETES_MLOPS_ALPHA"] = "5"
     second = agent.build(2)

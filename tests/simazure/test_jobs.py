@@ -16,7 +16,7 @@ from diabetes_mlops.azure.clients import default_credential, ml_client
 from diabetes_mlops.azure.jobs import upload_source, wait_for_job
 from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
 from diabetes_mlops.azure.training import train_on_azure
-from diabetes_mlops.config import Settings
+from diabetes_mlops.config import Settings, load_settings
 from tests.simazure.runner import venv_env
 from tests.simazure.service import SimAzure
 
@@ -102,3 +102,32 @@ def test_a_user_who_installed_the_wheel_can_ship_the_package_to_a_job(
     blob = uri.partition("/paths/")[2]
     with zipfile.ZipFile(io.BytesIO(simazure.workspace.container.download_blob(blob).readall())) as wheel:
         assert "diabetes_mlops/azure/jobs.py" in wheel.namelist()
+
+
+def test_the_retraining_pipeline_and_its_schedule_run_to_completion_from_the_cli(
+    simazure: SimAzure, simazure_env: dict[str, str], cli
+) -> None:
+    """`azure pipeline` trains, evaluates and registers on Azure ML; `azure schedule` then makes the same run
+    nightly: fired, it completes and keeps the champion (same data, same model); `--delete` removes it."""
+    env = {
+        "DIABETES_MLOPS_REGISTRY_BACKEND": "azureml",
+        "DIABETES_MLOPS_MODEL_NAME": "cli-pipeline",
+        "DIABETES_MLOPS_AZURE_SCHEDULE_NAME": "cli-retrain",
+    }
+    ran = cli("--json", "azure", "pipeline", env=env, timeout=900)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout)["status"] == "Completed"
+    listed = json.loads(cli("--json", "models", "list", env=env).stdout)
+    assert listed["aliases"] == {"champion": 1}
+
+    scheduled = cli("--json", "azure", "schedule", env=env)
+    assert scheduled.returncode == 0, scheduled.stderr[-2000:]
+    job = simazure.workspace.trigger_schedule("cli-retrain")
+    client = ml_client(load_settings(), enable_telemetry=False)
+    assert wait_for_job(client, job, timeout=900, poll_seconds=0.5) == "Completed", simazure.workspace.errors
+    assert "champion kept" in simazure.workspace.job_log(job)
+    assert json.loads(cli("--json", "models", "list", env=env).stdout)["aliases"] == {"champion": 1}
+
+    deleted = cli("azure", "schedule", "--delete", env=env)
+    assert deleted.returncode == 0, deleted.stderr[-2000:]
+    assert "cli-retrain" not in simazure.workspace.schedules
