@@ -74,7 +74,7 @@ def cli(agent: Agent, *args: str) -> subprocess.CompletedProcess[str]:
 def production_url(agent: Agent) -> str:
     listed = cli(agent, "--json", "endpoints", "--target", "azure")
     assert listed.returncode == 0, listed.stderr
-    [production] = [e for e in json.loads(listed.stdout) if e["env"] == "production"]
+    [production] = [e for e in json.loads(listed.stdout)["endpoints"] if e["env"] == "production"]
     assert production["healthy"], production
     return production["url"].rstrip("/")
 
@@ -95,7 +95,7 @@ def score_shifted(simazure: SimAzure, url: str, version: int) -> None:
                 f"{url}/score", json={"data": batch}, headers={"Authorization": f"Bearer {SCORING_KEY}"}, timeout=30
             )
             assert answer.status_code == 200, answer.text
-            assert answer.headers["x-model-version"] == str(version) and len(answer.json()["predictions"]) == 10
+            assert answer.headers["x-model-version"] == str(version) and len(answer.json()["result"]) == 10
 
 
 def logged_rows(simazure: SimAzure) -> int:
