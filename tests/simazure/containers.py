@@ -111,7 +111,9 @@ class Runtime:
         port = free_port()
         # Absolute paths of the image (its home, say) live under the container's own root here.
         image_env = {k: (str(root / v.lstrip("/")) if v.startswith("/") else v) for k, v in dockerfile.env.items()}
-        full = venv_env(venv, {**image_env, **env, "PORT": str(port), "DIABETES_MLOPS_HOST": "127.0.0.1"})
+        # A container is on the cloud's network and has its identity endpoint, as a pod or container group has.
+        machine = {**self.machine_env, **image_env, **env, "PORT": str(port), "DIABETES_MLOPS_HOST": "127.0.0.1"}
+        full = venv_env(venv, machine)
         command = (
             [str(venv / "bin" / "python"), *dockerfile.cmd[1:]] if dockerfile.cmd[0] == "python" else dockerfile.cmd
         )
