@@ -36,6 +36,9 @@ def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("DIABETES_MLOPS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("DIABETES_MLOPS_TRACKING", "false")  # as above; the tests of tracking turn it on
+    # azure-ai-ml records the cloud of each MLClient in the environment; the next test starts without it.
+    for name in ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.config import ENV_PREFIX, load_settings
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 # Azure ML's config.json names the subscription, resource group and workspace with these keys.
 CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
+# azure-ai-ml reads a custom cloud's endpoints from the ARM metadata document this variable names.
+ARM_METADATA_VARIABLE = "ARM_CLOUD_METADATA_URL"
 
 
 def require(settings: Settings, name: str) -> Any:
@@ -78,12 +81,17 @@ def ml_client(settings: Settings, credential: TokenCredential | None = None, **c
     from azure.ai.ml import MLClient
 
     settings = with_workspace(settings)
+    chosen = cloud(settings)
+    if chosen.custom:
+        # MLClient puts the cloud's name in AZUREML_CURRENT_CLOUD for this process and its children; a child's
+        # `import azure.ai.ml` resolves that name at once, and only ARM_CLOUD_METADATA_URL tells it where.
+        os.environ[ARM_METADATA_VARIABLE] = settings.azure_cloud
     return MLClient(
         credential or default_credential(settings),
         subscription_id=require(settings, "azure_subscription_id"),
         resource_group_name=require(settings, "azure_resource_group"),
         workspace_name=require(settings, "azure_workspace"),
-        **{**cloud(settings).ml_client_kwargs(), **client_kwargs},
+        **{**chosen.ml_client_kwargs(), **client_kwargs},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,10 @@ def test_the_azureml_registry_tracks_in_the_workspace(
     workspace.transport.on("GET", WS_PATH, (200, answer))
     azure = dict(azure_subscription_id=SUB, azure_resource_group=RG, azure_workspace=WS)
     on_azure = load_settings(home=tmp_path, registry_backend="azureml", **azure)
-    assert tracking_uri(on_azure, ml_client) == WORKSPACE_URI
+    # azure-ai-ml rewrites the workspace's v1.0 URI to v2.0 when azureml-mlflow is installed; either is the workspace's.
+    assert re.fullmatch(
+        rf"azureml://westeurope\.api\.azureml\.ms/mlflow/v[12]\.0{WS_PATH}", tracking_uri(on_azure, ml_client)
+    )
     assert workspace.transport.find("GET", WS_PATH)
     local = load_settings(home=tmp_path, **azure)
     assert tracking_uri(local, ml_client).startswith("sqlite:///")

@@ -124,7 +124,7 @@ def test_branch_and_pull_request_builds_never_bind_azure_credentials(branch: str
     assert not [c["id"] for c in result["commands"] if any("withCredentials" in w for w in c["within"])]
     assert not [c["id"] for c in result["commands"] if "AZURE_CLIENT_SECRET" in c["env"]]
     assert result["result"] == "FAILURE"
-    assert "Azure credentials are bound only on builds of main" in stage(result, "Retrain/Evaluate")["error"]
+    assert "Azure credentials are bound only on builds of main" in stage(result, "Retrain/Train")["error"]
 
 
 def test_a_user_error_in_the_library_is_an_error_step_not_an_exception(tmp_path: Path) -> None:

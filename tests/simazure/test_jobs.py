@@ -126,7 +126,9 @@ def test_the_retraining_pipeline_and_its_schedule_run_to_completion_from_the_cli
     client = ml_client(load_settings(), enable_telemetry=False)
     assert wait_for_job(client, job, timeout=900, poll_seconds=0.5) == "Completed", simazure.workspace.errors
     assert "champion kept" in simazure.workspace.job_log(job)
-    assert json.loads(cli("--json", "models", "list", env=env).stdout)["aliases"] == {"champion": 1}
+    relisted = cli("--json", "models", "list", env=env)
+    assert relisted.returncode == 0, relisted.stderr[-2000:]
+    assert json.loads(relisted.stdout)["aliases"] == {"champion": 1}
 
     deleted = cli("azure", "schedule", "--delete", env=env)
     assert deleted.returncode == 0, deleted.stderr[-2000:]
