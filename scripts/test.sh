@@ -44,4 +44,5 @@ ruff format --check .
     --loglevel error --output txt Jenkinsfile jenkins/vars jenkins/src
 # Two workers: most tests wait on servers, venvs and subprocesses, not on the CPU. Tests on the simulated Azure
 # share one worker (one SimAzure and its cached venvs; tests/conftest.py groups them).
-python3 -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+# The slowest tests are listed at the end: CI has a 30-minute budget.
+python3 -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"
