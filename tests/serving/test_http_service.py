@@ -30,6 +30,7 @@ def test_key_is_required_when_configured(start_server: Callable[..., Server]) ->
     assert httpx.get(f"{server.url}/health").status_code == 200
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert spec["paths"]["/score"]["post"]["security"] == [{"key": []}]
+    assert spec["paths"]["/v2/models/{name}/infer"]["post"]["security"] == [{"key": []}]
     server.stop()
     _, stderr = server.process.communicate()
     logged = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
