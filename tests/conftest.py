@@ -16,6 +16,7 @@ import pytest
 from diabetes_mlops.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from tests.appinsights import Ingestion
     from tests.simazure.service import SimAzure
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,6 +87,16 @@ def cli(home: Path) -> Callable[..., CliResult]:
         )
 
     return run
+
+
+@pytest.fixture
+def appinsights() -> Iterator[Ingestion]:
+    """A loopback Application Insights ingestion endpoint; its ``env`` points a process's exporters at it."""
+    from tests.appinsights import Ingestion
+
+    ingestion = Ingestion()
+    yield ingestion
+    ingestion.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

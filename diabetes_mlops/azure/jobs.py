@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # NotResponding is not final: Azure ML reports it while a node misses heartbeats, and the job can go on.
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled")
+FIRST_POLL_SECONDS = 1.0
 FORWARDED_SETTINGS = (
     "model_name",
     "seed",
@@ -123,9 +124,14 @@ def wait_for_job(
     poll_seconds: float = 15.0,
     on_status: Callable[[str], None] | None = None,
 ) -> str:
-    """Poll the job's status until it ends; cancel it and raise JobFailed when it fails or runs out of time."""
+    """Poll the job's status until it ends; cancel it and raise JobFailed when it fails or runs out of time.
+
+    Polls come after 1, 2, 4 and 8 s, then every ``poll_seconds``: a job of seconds is seen done in
+    seconds, one of an hour costs a call every ``poll_seconds``.
+    """
     deadline = time.monotonic() + timeout
     last = None
+    delay = min(FIRST_POLL_SECONDS, poll_seconds)
     with progress.task(f"Azure ML job {name}"):
         while True:
             raw = ml_client.jobs.get(name).status
@@ -141,4 +147,5 @@ def wait_for_job(
             if time.monotonic() >= deadline:
                 ml_client.jobs.begin_cancel(name)
                 raise JobFailed(f"Azure ML job {name} still {status} after {timeout:.0f} s: cancelled")
-            time.sleep(poll_seconds)
+            time.sleep(delay)
+            delay = min(2 * delay, poll_seconds)

@@ -1,4 +1,5 @@
-"""The Azure ML side of the CLI's training verbs, with clients built from settings (deployments: ``deploy.targets``).
+"""The Azure ML side of the CLI's training and batch-scoring verbs, with clients built from settings (deployments:
+``deploy.targets``).
 
 Each function takes the settings and an optional credential (``DefaultAzureCredential`` when omitted), so
 the CLI stays a thin layer and Jenkins' service principal reaches every call through the environment.
@@ -14,6 +15,7 @@ from diabetes_mlops.azure.clients import default_credential
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from diabetes_mlops.azure.batch import AzureBatch
     from diabetes_mlops.azure.training import AzureTraining
     from diabetes_mlops.config import Settings
 
@@ -39,6 +41,23 @@ def train(
 
     client, files = _workspace(settings, credential)
     return train_on_azure(settings, client, files, run_dir, data)
+
+
+def score_batch(
+    settings: Settings,
+    data: str,
+    output: Path,
+    model_dir: Path,
+    chunk_rows: int,
+    workers: int | None = None,
+    credential: TokenCredential | None = None,
+) -> AzureBatch:
+    """``score-batch --target azure``: the command job on the cluster (its wait shown as progress); the predictions
+    and rejects land at ``output`` as a local run puts them."""
+    from diabetes_mlops.azure.batch import score_batch_on_azure
+
+    client, files = _workspace(settings, credential)
+    return score_batch_on_azure(settings, client, files, data, output, model_dir, chunk_rows, workers)
 
 
 def ensure_compute(settings: Settings, credential: TokenCredential | None = None) -> Any:

@@ -2,9 +2,10 @@
 
 Without the variable nothing is configured and nothing from ``azure`` or ``opentelemetry`` is imported, so
 the local service pays nothing for it. With it, ``configure_azure_monitor`` sets up traces, metrics and logs
-exporters and the instrumentation of the web framework; the ``Telemetry`` object it returns is handed to the
-scorer, which opens one span per scoring request with the model version and row count, and a latency
-histogram.
+exporters. The distro instruments Django, FastAPI and Flask but not Starlette, so the ``Telemetry`` object it
+returns wraps the app in OpenTelemetry's ASGI middleware: each HTTP request becomes a server span, which
+Application Insights shows as a Request (``POST /score``, its result code, success and duration). The scorer
+opens one ``score`` span inside it with the model version and row count, and records a latency histogram.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ import functools
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TRACER_NAME = "diabetes_mlops.serving"
+# Probes and scrapes are no one's scoring requests: liveness and readiness probes (ours and the Open Inference
+# Protocol's, every few seconds per replica on AKS, plus the image's HEALTHCHECK) and Prometheus would be most
+# of the Request items, billed by volume, would flatten the request rate and failure charts, and would spend
+# the distro's sampling budget of a few traces a second. /metrics counts them already. Regular expressions
+# searched in the request's URL.
+UNTRACED_URLS = ("/health", "/ready$", "/metrics$")
 
 
 class Telemetry:
@@ -37,6 +47,14 @@ class Telemetry:
             yield
         self._latency.record((time.perf_counter() - start) * 1000.0, {"model.version": model_version})
         self._rows.add(rows, {"model.version": model_version})
+
+    def instrument(self, app: ASGIApp) -> ASGIApp:
+        """``app`` with each HTTP request but the probes traced as a server span (an Application Insights Request)."""
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Without exclude_spans every request would also make a span per ASGI message it receives and sends:
+        # three more items per request, each an InProc dependency in Application Insights, telling nothing.
+        return OpenTelemetryMiddleware(app, excluded_urls=",".join(UNTRACED_URLS), exclude_spans=["receive", "send"])
 
     def flush(self, timeout_millis: int = 10_000) -> bool:
         """Export what is buffered now (at shutdown); True when it all went."""

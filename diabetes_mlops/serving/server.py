@@ -19,15 +19,14 @@ from diabetes_mlops.deploy.ports import listen
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
-def build_app(settings: Settings, model_dir: Path) -> Starlette:
-    """Load and verify the model in ``model_dir`` and build the app around its scorer."""
+def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
+    """Load and verify the model in ``model_dir`` and build the app around its scorer, traced when telemetry is on."""
     from diabetes_mlops.monitoring.logger import ScoringLogger
     from diabetes_mlops.monitoring.sinks import open_log_sink
     from diabetes_mlops.monitoring.telemetry import configure_telemetry
@@ -45,11 +44,13 @@ def build_app(settings: Settings, model_dir: Path) -> Starlette:
     config = ServiceConfig(
         settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
     )
-    scorer = Scorer(served, config, logger, configure_telemetry("diabetes-scoring"), ServiceMetrics(logger))
-    return create_app(scorer)
+    telemetry = configure_telemetry("diabetes-scoring")
+    app = create_app(Scorer(served, config, logger, telemetry, ServiceMetrics(logger)))
+    # Outside the app, so the 500 that Starlette's outermost error handler answers is traced with its code.
+    return app if telemetry is None else telemetry.instrument(app)
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """The app factory uvicorn's worker processes call: settings and model directory from the environment."""
     app = build_app(load_settings(), Path(os.environ[MODEL_DIR_ENV]))
     _steady_latency()

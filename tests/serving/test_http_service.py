@@ -1,4 +1,4 @@
-"""Keys, request ids, trace context, metrics and OpenAPI of the real service."""
+"""Keys, request ids, trace context, metrics, Application Insights requests and OpenAPI of the real service."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.monitoring.store import LocalLogStore
+from tests.appinsights import Ingestion
 from tests.serving.conftest import Server
 
 PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
@@ -29,6 +30,7 @@ def test_key_is_required_when_configured(start_server: Callable[..., Server]) ->
     assert httpx.get(f"{server.url}/health").status_code == 200
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert spec["paths"]["/score"]["post"]["security"] == [{"key": []}]
+    assert spec["paths"]["/v2/models/{name}/infer"]["post"]["security"] == [{"key": []}]
     server.stop()
     _, stderr = server.process.communicate()
     logged = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
@@ -50,6 +52,27 @@ def test_request_id_and_traceparent_are_echoed_and_logged(start_server: Callable
     assert records["req-42"]["inputs"] == [[float(v) for v in row] for row in PAYLOAD["data"]]
     assert records["req-42"]["model_version"] == 1 and records["req-42"]["latency_ms"] > 0
     assert made.headers["x-ms-request-id"] in records
+
+
+def test_with_a_connection_string_each_request_is_an_application_insights_request(
+    start_server: Callable[..., Server], appinsights: Ingestion, tmp_path: Path
+) -> None:
+    server = start_server({**appinsights.env, "TMPDIR": str(tmp_path)})  # waiting for it polled /ready
+    good = httpx.post(f"{server.url}/score", json=PAYLOAD, headers={"traceparent": TRACEPARENT})
+    bad = httpx.post(f"{server.url}/score", content=b"{", headers={"Content-Type": "application/json"})
+    probes = [httpx.get(f"{server.url}{path}") for path in ("/health", "/metrics", "/v2/health/ready")]
+    assert good.status_code == 200 and bad.status_code == 400 and all(p.status_code == 200 for p in probes)
+    server.stop()  # a graceful stop exports what is buffered
+
+    requests = appinsights.of_type("RequestData")
+    seen = sorted((r["data"]["baseData"]["name"], r["data"]["baseData"]["responseCode"]) for r in requests)
+    assert seen == [("POST /score", "200"), ("POST /score", "400")]  # probes are not requests
+    by_code = {r["data"]["baseData"]["responseCode"]: r for r in requests}
+    assert by_code["200"]["data"]["baseData"]["success"] is True
+    assert by_code["400"]["data"]["baseData"]["success"] is False
+    assert by_code["200"]["tags"]["ai.operation.id"] == TRACEPARENT.split("-")[1]  # the caller's trace
+    (score,) = [d for d in appinsights.of_type("RemoteDependencyData") if d["data"]["baseData"]["name"] == "score"]
+    assert score["tags"]["ai.operation.parentId"] == by_code["200"]["data"]["baseData"]["id"]
 
 
 def test_metrics_count_requests_rows_and_latency(server: Server) -> None:

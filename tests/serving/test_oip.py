@@ -8,6 +8,7 @@ a venv of its own (.tools/kserve, made by scripts/test.sh) because its pins clas
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,24 @@ def served(model_dir: Path) -> ServedModel:
 def client(served: ServedModel) -> Iterator[TestClient]:
     with TestClient(create_app(Scorer(served, ServiceConfig(max_rows=100), metrics=ServiceMetrics()))) as http:
         yield http
+
+
+def test_openapi_documents_every_route_and_its_inference_example_is_answered(
+    client: TestClient, served: ServedModel
+) -> None:
+    spec = client.get("/openapi.json").json()
+    routes = client.app.routes  # type: ignore[attr-defined]
+    served_routes = {(r.path, m.lower()) for r in routes for m in r.methods if m != "HEAD"}
+    documented = {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
+    assert documented == served_routes - {("/openapi.json", "get")}
+    refs = set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(spec)))
+    assert refs <= set(spec["components"]["schemas"])
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        infer = spec["paths"][path]["post"]
+        assert "security" not in infer  # no key configured here
+        example = infer["requestBody"]["content"]["application/json"]["example"]
+        url = path.format(name=served.name, version=served.version)
+        assert client.post(url, json=example).status_code == 200
 
 
 def infer_body(rows: np.ndarray, datatype: str = "FP64") -> dict[str, object]:

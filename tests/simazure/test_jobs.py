@@ -7,8 +7,11 @@ import io
 import json
 import subprocess
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from diabetes_mlops.azure.artifacts import DatastoreFiles
@@ -17,6 +20,10 @@ from diabetes_mlops.azure.jobs import upload_source, wait_for_job
 from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings, load_settings
+from diabetes_mlops.data import FEATURES, load_builtin
+from diabetes_mlops.registry.local import LocalRegistry
+from tests.conftest import CliResult
+from tests.serving.conftest import register_model
 from tests.simazure.runner import venv_env
 from tests.simazure.service import SimAzure
 
@@ -133,3 +140,33 @@ def test_the_retraining_pipeline_and_its_schedule_run_to_completion_from_the_cli
     deleted = cli("azure", "schedule", "--delete", env=env)
     assert deleted.returncode == 0, deleted.stderr[-2000:]
     assert "cli-retrain" not in simazure.workspace.schedules
+
+
+def test_score_batch_runs_as_an_azure_ml_job_and_its_predictions_come_back(
+    simazure: SimAzure,
+    simazure_env: dict[str, str],
+    settings: Settings,
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+) -> None:
+    """A local file and a locally registered version go up as job inputs; the job scores in the kit's venv
+    (the one the other jobs use); predictions and rejects come back where a local run puts them."""
+    register_model(settings)
+    frame = load_builtin().loc[:299, list(FEATURES)].astype(object)
+    frame.loc[7, "bmi"] = "abc"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "scored" / "out.csv"
+    done = cli("--json", "score-batch", str(tmp_path / "in.csv"), str(out), "--model", "1", "--target", "azure",
+               "--chunk-rows", "100", timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:] + str(simazure.workspace.errors)
+    result = json.loads(done.stdout)
+    assert (result["n_rows"], result["n_scored"], result["n_rejected"], result["n_chunks"]) == (300, 299, 1, 3)
+    assert result["output"] == str(out) and result["job_name"].startswith("diabetes-score-batch-")
+    scored = pd.read_csv(out)
+    valid = [i for i in range(300) if i != 7]
+    assert scored["row_id"].tolist() == valid and set(scored["model_version"]) == {1}
+    model = LocalRegistry(settings.registry_dir).load(settings.model_name, 1)
+    assert np.allclose(scored["prediction"], model.predict(frame.loc[valid].astype("float64")))
+    rejects = pd.read_csv(result["rejects_file"])
+    assert rejects["row"].tolist() == [7] and "bmi" in rejects["reason"][0]
+    assert simazure.gateway.refused == []
