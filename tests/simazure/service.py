@@ -151,6 +151,8 @@ class SimAzure:
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(self.wheelhouse),
             "PIP_NO_COMPILE": "1",
+            # MLflow reports usage to its own service on the internet, which nothing here may reach.
+            "MLFLOW_DISABLE_TELEMETRY": "true",
         }
 
     # --- life ---------------------------------------------------------------------------------------
@@ -186,6 +188,7 @@ class SimAzure:
             self.entra,
             self.base_url,
         )
+        self.tracking.start()
         self.workspace = SimAzureML(
             self.state_dir,
             service.get_container_client(BLOB_CONTAINER),

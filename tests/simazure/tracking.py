@@ -3,7 +3,7 @@
 The workspace advertises ``azureml://<region>.api.ml.azure.<domain>/mlflow/v1.0/<workspace>``. Azure ML's MLflow
 plugin (azureml-mlflow) turns it into HTTPS calls to that host: the MLflow REST API under
 ``/mlflow/v2.0/<workspace>/api/2.0/mlflow/...``, which a real MLflow tracking server answers here (SQLite, on
-loopback, started on first use), and the run history's artifact API under ``/history/v1.0/<workspace>/
+loopback), and the run history's artifact API under ``/history/v1.0/<workspace>/
 experiments/<experiment>/runs/<run>/artifacts``, which keeps each file in the workspace storage account's
 ``azureml`` container (Azurite) and hands out SAS URLs to read and write it. A run's artifact URI is
 ``azureml://<host>/mlflow/v2.0/<workspace>/experiments/<experiment>/runs/<run>/artifacts``, the form the
@@ -12,6 +12,7 @@ plugin reads. A job gets a run of its own and the ``MLFLOW_*`` variables naming 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -55,6 +56,7 @@ class Tracking:
         self.entra = entra
         self.audience = audience  # of the tokens the front accepts
         self._port: int | None = None
+        self._ready = False
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -73,31 +75,33 @@ class Tracking:
 
     # --- the MLflow server --------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the MLflow server in the background (its first start takes seconds: it makes its database)."""
+        if not MLFLOW.is_file():
+            raise RuntimeError(f"{MLFLOW} is missing: run scripts/test.sh (it makes the MLflow server's venv)")
+        root = self.state_dir / "mlflow"
+        root.mkdir(parents=True, exist_ok=True)
+        self._port = free_port()
+        args = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(self._port), "--workers", "1"]
+        args += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--no-serve-artifacts"]
+        args += ["--default-artifact-root", (root / "default-artifacts").as_uri()]
+        self._process = start_process(args, root, {"PATH": os.environ["PATH"], "HOME": str(root)}, root / "log")
+
     def _server(self) -> int:
-        """The MLflow server's port, started the first time it is needed."""
+        """The MLflow server's port, once it answers."""
         with self._lock:
-            if self._port is not None:
-                return self._port
-            if not MLFLOW.is_file():
-                raise RuntimeError(f"{MLFLOW} is missing: run scripts/test.sh (it makes the MLflow server's venv)")
-            root = self.state_dir / "mlflow"
-            root.mkdir(parents=True, exist_ok=True)
-            port = free_port()
-            args = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-            args += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--no-serve-artifacts"]
-            args += ["--default-artifact-root", (root / "default-artifacts").as_uri()]
-            self._process = start_process(args, root, {"PATH": os.environ["PATH"], "HOME": str(root)}, root / "log")
+            assert self._process is not None and self._port is not None, "Tracking.start() first"
             deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
+            while not self._ready:
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"the MLflow server exited; see {root / 'log'}")
-                try:
-                    if _request(port, "GET", "/health")[0] == 200:
-                        self._port = port
-                        return port
-                except OSError:
+                    raise RuntimeError(f"the MLflow server exited; see {self.state_dir / 'mlflow' / 'log'}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the MLflow server did not answer in {START_TIMEOUT_SECONDS:.0f} s")
+                with contextlib.suppress(OSError):
+                    self._ready = _request(self._port, "GET", "/health")[0] == 200
+                if not self._ready:
                     time.sleep(0.2)
-            raise RuntimeError(f"the MLflow server did not answer in {START_TIMEOUT_SECONDS:.0f} s")
+            return self._port
 
     def call(self, method: str, api: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """One MLflow REST call (``api`` from ``/api/2.0/mlflow/``); its status and JSON answer."""
