@@ -118,12 +118,19 @@ def registry_tags(run_dir: Path) -> dict[str, str]:
     return {RUN_ID_TAG: found} if found else {}
 
 
-def _client(uri: str) -> MlflowClient:
+def _azureml_plugin_installed() -> bool:
     from importlib.util import find_spec
 
+    try:
+        return find_spec("azureml.mlflow") is not None
+    except ModuleNotFoundError:  # no azureml package at all
+        return False
+
+
+def _client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith(AZUREML_SCHEME) and find_spec("azureml.mlflow") is None:
+    if uri.startswith(AZUREML_SCHEME) and not _azureml_plugin_installed():
         raise MlopsError(
             f"MLflow needs Azure ML's plugin (azureml-mlflow) for {_shown(uri)}: "
             "pip install 'diabetes-mlops[azure-tracking]', or set DIABETES_MLOPS_TRACKING=false"
@@ -192,7 +199,7 @@ def _current_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)  # None: unset, as it was
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it, as MLflow's own code does
 
 
 def _log_files(client: MlflowClient, found: str, run_dir: Path, names: tuple[str, ...]) -> None:

@@ -42,6 +42,23 @@ def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# The kit (azure/clouds.py) and MLClient name the cloud to Azure ML's own libraries in these.
+AZUREML_CLOUD_VARIABLES = ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL")
+
+
+@pytest.fixture(autouse=True)
+def azureml_cloud_variables() -> Iterator[None]:
+    """A cloud named in this process's environment during a test is not named after it (a later ``import
+    mlflow`` with Azure ML's plugin would fetch a metadata URL that is gone)."""
+    saved = {name: os.environ.get(name) for name in AZUREML_CLOUD_VARIABLES}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def runtime_dir(
     hermetic_settings: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

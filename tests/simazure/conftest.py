@@ -7,30 +7,26 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from diabetes_mlops.config import Settings, load_settings
+from tests.conftest import AZUREML_CLOUD_VARIABLES
 from tests.simazure.service import SimAzure
-
-# The kit names its cloud to Azure ML's own libraries in these (azure/clouds.py); MLClient sets the first too.
-AZUREML_CLOUD_VARIABLES = ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL")
 
 
 @pytest.fixture
-def simazure_env(simazure: SimAzure, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def simazure_env(simazure: SimAzure, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This process as a build agent on the simulated Azure (variables reset after the test)."""
     env = simazure.client_env()
-    for name in AZUREML_CLOUD_VARIABLES:
+    for name in AZUREML_CLOUD_VARIABLES:  # the kit names this cloud there (tests/conftest.py puts them back)
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    yield env
-    for name in AZUREML_CLOUD_VARIABLES:  # set during the test, by the kit: later tests must not see this cloud
-        os.environ.pop(name, None)
+    return env
 
 
 READ_RUN = """
