@@ -163,5 +163,5 @@ def test_azure_mls_own_libraries_are_told_the_cloud_in_the_environment(monkeypat
     # azureml-mlflow parses the document's list form, which ARM serves at this version
     list_form = "https://arm.contoso.example/metadata/endpoints?api-version=2019-05-01"
     assert os.environ == {"AZUREML_CURRENT_CLOUD": "Contoso", "ARM_CLOUD_METADATA_URL": list_form}
-    export_to_azureml("public")  # what the user set stays
-    assert os.environ["AZUREML_CURRENT_CLOUD"] == "Contoso"
+    export_to_azureml("public")  # the setting names the cloud, whatever a process named before
+    assert os.environ["AZUREML_CURRENT_CLOUD"] == "AzureCloud"

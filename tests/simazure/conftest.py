@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from diabetes_mlops.config import Settings, load_settings
-from tests.conftest import AZUREML_CLOUD_VARIABLES
 from tests.simazure.service import SimAzure
 
 
@@ -22,8 +21,6 @@ from tests.simazure.service import SimAzure
 def simazure_env(simazure: SimAzure, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This process as a build agent on the simulated Azure (variables reset after the test)."""
     env = simazure.client_env()
-    for name in AZUREML_CLOUD_VARIABLES:  # the kit names this cloud there (tests/conftest.py puts them back)
-        monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
