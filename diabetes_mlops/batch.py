@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from diabetes_mlops import progress
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.errors import DataError
 
@@ -225,21 +226,26 @@ def score_batch(
     workers = workers or os.cpu_count() or 1
     n_rows = n_scored = n_rejected = n_chunks = resumed = 0
     pending: deque[Future[tuple[int, int]]] = deque()
-    with ThreadPoolExecutor(workers) as pool:
+    with progress.task(f"score-batch {input_path}"), ThreadPoolExecutor(workers) as pool:
+        progress.update(f"scoring chunks of {chunk_rows} rows on {workers} threads")
         for index, table in enumerate(_chunks(_batches(input_path), chunk_rows)):
             n_chunks += 1
             if (parts / f"part-{index:06d}.parquet").exists():
                 resumed += 1
+                progress.advance()
             else:
                 pending.append(pool.submit(chunk_scorer, index, n_rows, table))
             n_rows += table.num_rows
             while len(pending) > 2 * workers:
                 pending.popleft().result()
-        for future in pending:
-            future.result()
-    if n_rows == 0:
-        raise DataError(f"{input_path}: the file holds no rows")
-    n_scored, n_rejected = _assemble(parts, output_path, n_chunks)
+                progress.advance()
+        while pending:
+            pending.popleft().result()
+            progress.advance()
+        if n_rows == 0:
+            raise DataError(f"{input_path}: the file holds no rows")
+        progress.update(f"writing {output_path} from {n_chunks} chunks")
+        n_scored, n_rejected = _assemble(parts, output_path, n_chunks)
     rejects = output_path.with_name(output_path.name + ".rejects.csv")
     return BatchResult(
         str(input_path),

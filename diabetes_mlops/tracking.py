@@ -7,9 +7,10 @@ id. The run's id and tracking URI are kept in the run directory (``mlflow.json``
 separate processes (``train``, ``evaluate``, ``register``, as Jenkins runs them) add to the same run.
 
 Where runs go, as MLflow's own tools decide: ``MLFLOW_TRACKING_URI`` when set; on Azure ML (the
-``azureml`` registry) the workspace's MLflow tracking URI, so runs show in Azure ML studio; else a SQLite
-store in the home (``<home>/mlflow.db``, artifacts beside it in ``mlartifacts/``). Inside an Azure ML job,
-``MLFLOW_RUN_ID`` names the job's own run, and training logs into it.
+``azureml`` registry) the workspace's MLflow tracking URI (``azureml://``, which MLflow reaches through Azure
+ML's plugin, the ``azure-tracking`` extra), so runs show in Azure ML studio; else a SQLite store in the home
+(``<home>/mlflow.db``, artifacts beside it in ``mlartifacts/``). Inside an Azure ML job, which sets
+``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``, training logs into the job's own run.
 
 Without MLflow installed, or with the ``tracking`` setting off, every function here does nothing.
 """
@@ -21,6 +22,8 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +45,7 @@ STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 RUN_ID_TAG = "mlflow_run_id"
 TRAINING_FILES = ("train.json", "validation.json")
+AZUREML_SCHEME = "azureml://"
 
 
 @cache
@@ -59,7 +63,19 @@ def mlflow_installed() -> bool:
 
 def enabled(settings: Settings) -> bool:
     """Runs are tracked when the ``tracking`` setting is on and MLflow is installed."""
-    return settings.tracking and mlflow_installed()
+    if not settings.tracking:
+        return False
+    if _to_azure_ml(settings):
+        from diabetes_mlops.azure.clouds import export_to_azureml
+
+        export_to_azureml(settings.azure_cloud)  # before MLflow imports its Azure ML plugin
+    return mlflow_installed()
+
+
+def _to_azure_ml(settings: Settings) -> bool:
+    """Whether runs go to an Azure ML workspace (``azureml://``), through Azure ML's MLflow plugin."""
+    named = os.environ.get("MLFLOW_TRACKING_URI")
+    return named.startswith(AZUREML_SCHEME) if named else settings.registry_backend == "azureml"
 
 
 def tracking_uri(settings: Settings, workspace_client: MLClient | None = None) -> str:
@@ -102,8 +118,23 @@ def registry_tags(run_dir: Path) -> dict[str, str]:
     return {RUN_ID_TAG: found} if found else {}
 
 
+def _azureml_plugin_installed() -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("azureml.mlflow") is not None
+    except ModuleNotFoundError:  # no azureml package at all
+        return False
+
+
 def _client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
+
+    if uri.startswith(AZUREML_SCHEME) and not _azureml_plugin_installed():
+        raise MlopsError(
+            f"MLflow needs Azure ML's plugin (azureml-mlflow) for {_shown(uri)}: "
+            "pip install 'diabetes-mlops[azure-tracking]', or set DIABETES_MLOPS_TRACKING=false"
+        )
 
     # A new SQLite store announces its schema migration on stderr at INFO; the CLI's stderr is for errors.
     for name in ("mlflow.store.db.utils", "alembic"):
@@ -143,14 +174,32 @@ def _logged(settings: Settings, run_dir: Path, log: Any) -> str | None:
 
     try:
         client, found = _open_run(settings, run_dir)
-        log(client, found)
-        client.set_terminated(found)
+        with _current_uri(client.tracking_uri):
+            log(client, found)
+            client.set_terminated(found)
     except MlflowException as exc:
         uri = _shown((_record(run_dir) or {}).get("tracking_uri") or tracking_uri(settings))
         raise MlopsError(
             f"MLflow tracking at {uri} failed: {exc.message}; set DIABETES_MLOPS_TRACKING=false to run without it"
         ) from None
     return found
+
+
+@contextmanager
+def _current_uri(uri: str) -> Iterator[None]:
+    """Azure ML's plugin finds a run's artifact store by MLflow's current tracking URI, not the client's: make
+    ``uri`` current meanwhile (MLflow keeps it in ``MLFLOW_TRACKING_URI`` too), then put back what was."""
+    if not uri.startswith(AZUREML_SCHEME):
+        yield
+        return
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it, as MLflow's own code does
 
 
 def _log_files(client: MlflowClient, found: str, run_dir: Path, names: tuple[str, ...]) -> None:

@@ -20,6 +20,12 @@ if [ ! -x .tools/kserve/bin/python ]; then
     python3 -m venv .tools/kserve
     .tools/kserve/bin/pip install -q --disable-pip-version-check kserve==0.21.0
 fi
+# The simulated Azure ML workspace's MLflow tracking server (tests/simazure/tracking.py): MLflow's server pins
+# its own pandas and Flask, and the kit's dev extra holds an older mlflow-skinny (Azure ML's plugin caps it).
+if [ ! -x .tools/mlflow/bin/mlflow ]; then
+    python3 -m venv .tools/mlflow
+    .tools/mlflow/bin/pip install -q --disable-pip-version-check mlflow==3.17.2
+fi
 if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     npm install --silent --no-audit --no-fund --prefix .tools azurite@3.37.0 >/dev/null
 fi
@@ -33,7 +39,7 @@ fi
 if [ ! -f .tools/wheelhouse/.complete ] || [ pyproject.toml -nt .tools/wheelhouse/.complete ]; then
     python3 -m pip freeze --exclude-editable | grep -v ' @ ' > .tools/wheelhouse-constraints.txt
     python3 -m pip download -q --disable-pip-version-check -d .tools/wheelhouse \
-        -c .tools/wheelhouse-constraints.txt '.[azure]'
+        -c .tools/wheelhouse-constraints.txt '.[azure-tracking]'
     touch .tools/wheelhouse/.complete
 fi
 

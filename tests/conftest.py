@@ -31,15 +31,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# azure-ai-ml (MLClient) and the kit (azure/clouds.py) name the cloud to Azure ML's own libraries in these.
+AZUREML_CLOUD_VARIABLES = ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL")
+
+
 @pytest.fixture(autouse=True)
 def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from the kit's defaults: settings the agent or the shell carries are not the test's."""
     for name in [n for n in os.environ if n.startswith("DIABETES_MLOPS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("DIABETES_MLOPS_TRACKING", "false")  # as above; the tests of tracking turn it on
-    # azure-ai-ml records the cloud of each MLClient in the environment; the next test starts without it.
-    for name in ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL"):
+    # A test starts without a cloud named there (azureml_cloud_variables puts back the shell's afterwards).
+    for name in AZUREML_CLOUD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def azureml_cloud_variables() -> Iterator[None]:
+    """A cloud named in this process's environment during a test is not named after it (a later ``import
+    mlflow`` with Azure ML's plugin would fetch a metadata URL that is gone)."""
+    saved = {name: os.environ.get(name) for name in AZUREML_CLOUD_VARIABLES}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

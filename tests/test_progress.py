@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from diabetes_mlops import progress
-from diabetes_mlops.data import load_builtin
+from diabetes_mlops.config import Settings
+from diabetes_mlops.data import FEATURES, load_builtin
+from tests.serving.conftest import register_model
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 STEPS = [
@@ -49,6 +51,20 @@ def test_a_log_gets_one_line_per_step_and_stdout_keeps_the_result(cli: Cli, batc
     assert lines[:-1] == [f"{label} ...", *(f"{label}: {step}" for step in STEPS)]
     assert re.fullmatch(rf"{re.escape(label)}: done in \d+\.\d s", lines[-1])
     assert done.stdout.startswith(f"{batch}: 20 rows: 20 added")
+
+
+def test_score_batch_in_a_log_gets_one_line_per_step(cli: Cli, settings: Settings, tmp_path: Path) -> None:
+    register_model(settings)
+    source, out = tmp_path / "in.csv", tmp_path / "out.parquet"
+    load_builtin().loc[:, list(FEATURES)].to_csv(source, index=False)
+    done = cli("score-batch", str(source), str(out), "--model", "1", "--chunk-rows", "100", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    label = f"score-batch {source}"
+    lines = done.stderr.splitlines()
+    steps = ["scoring chunks of 100 rows on 2 threads", f"writing {out} from 5 chunks"]
+    assert lines[:-1] == [f"{label} ...", *(f"{label}: {step}" for step in steps)]  # no line per chunk
+    assert re.fullmatch(rf"{re.escape(label)}: done in \d+\.\d s", lines[-1])
+    assert done.stdout.startswith(f"{source}: 442 rows: 442 scored")
 
 
 def test_json_output_has_no_progress(cli: Cli, batch: Path) -> None:

@@ -51,7 +51,7 @@ def test_cli_scores_valid_rows_and_rejects_the_rest(
         "--chunk-rows",
         "300",
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no progress under --json
     result = json.loads(done.stdout)
     assert (result["n_rows"], result["n_scored"], result["n_rejected"], result["n_chunks"]) == (1000, 997, 3, 4)
     out = pd.read_csv(tmp_path / "out.csv")

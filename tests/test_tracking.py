@@ -103,6 +103,16 @@ def test_without_mlflow_installed_a_retrain_is_what_it_was(cli: Cli, home: Path,
     assert tracking.RUN_ID_TAG not in entry.tags
 
 
+def test_tracking_to_azure_ml_without_its_mlflow_plugin_names_the_extra(cli: Cli, tmp_path: Path) -> None:
+    uri = "azureml://westeurope.api.azureml.ms/mlflow/v2.0/subscriptions/s/resourceGroups/g/providers/x/workspaces/w"
+    env = {**TRACKED, **env_without(tmp_path, "azureml"), "MLFLOW_TRACKING_URI": uri}
+    done = cli("train", env=env, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("error: MLflow needs Azure ML's plugin (azureml-mlflow) for azureml://")
+    assert "pip install 'diabetes-mlops[azure-tracking]'" in last and "Traceback" not in done.stderr
+
+
 def test_the_blocker_really_hides_mlflow(tmp_path: Path) -> None:
     import os
     import subprocess

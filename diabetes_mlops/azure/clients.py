@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.config import ENV_PREFIX, load_settings
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 
 # Azure ML's config.json names the subscription, resource group and workspace with these keys.
 CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
-# azure-ai-ml reads a custom cloud's endpoints from the ARM metadata document this variable names.
-ARM_METADATA_VARIABLE = "ARM_CLOUD_METADATA_URL"
 
 
 def require(settings: Settings, name: str) -> Any:
@@ -80,12 +77,13 @@ def ml_client(settings: Settings, credential: TokenCredential | None = None, **c
     """The Azure ML workspace client: from ``azure_config_file`` (Azure ML's config.json) or the three settings."""
     from azure.ai.ml import MLClient
 
+    from diabetes_mlops.azure.clouds import export_to_azureml
+
     settings = with_workspace(settings)
     chosen = cloud(settings)
-    if chosen.custom:
-        # MLClient puts the cloud's name in AZUREML_CURRENT_CLOUD for this process and its children; a child's
-        # `import azure.ai.ml` resolves that name at once, and only ARM_CLOUD_METADATA_URL tells it where.
-        os.environ[ARM_METADATA_VARIABLE] = settings.azure_cloud
+    # MLClient puts the cloud's name in AZUREML_CURRENT_CLOUD for this process and its children; a child's
+    # `import azure.ai.ml` (or `import mlflow` with Azure ML's plugin) resolves it at once: name it fully first.
+    export_to_azureml(settings.azure_cloud)
     return MLClient(
         credential or default_credential(settings),
         subscription_id=require(settings, "azure_subscription_id"),

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from diabetes_mlops.errors import ConfigError
 
 METADATA_TIMEOUT_SECONDS = 30.0
+# ARM's metadata document lists every cloud it knows at this version (one cloud at 2022-09-01); Azure ML's own
+# libraries parse the list.
+LIST_API_VERSION = "2019-05-01"
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,18 @@ def resolve(setting: str) -> Cloud:
     if not valid_setting(setting):
         raise ConfigError(f"setting 'azure_cloud' must be public, china, usgov or an https URL, got {setting!r}")
     return _fetch(setting)
+
+
+def export_to_azureml(setting: str) -> None:
+    """Name the cloud to Azure ML's own libraries, in this process and its children, which read the environment:
+    ``AZUREML_CURRENT_CLOUD``, and for a custom cloud ``ARM_CLOUD_METADATA_URL`` (the document in its list form,
+    the one form both azure-ai-ml and azureml-mlflow parse).
+
+    azureml-mlflow reads ``ARM_CLOUD_METADATA_URL`` once, when it is imported: MLflow imports its plugins on
+    ``import mlflow``, and azure-ai-ml imports it to read a workspace, so call this before either."""
+    found = resolve(setting)
+    os.environ["AZUREML_CURRENT_CLOUD"] = found.name
+    if found.custom:
+        parts = urlsplit(setting)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "api-version"] + [("api-version", LIST_API_VERSION)]
+        os.environ["ARM_CLOUD_METADATA_URL"] = urlunsplit(parts._replace(query=urlencode(query)))

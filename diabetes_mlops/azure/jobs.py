@@ -1,8 +1,9 @@
 """Azure ML command jobs that run this package's own CLI, and the wait for them.
 
 The package travels as a wheel built from the code that submits the job (a source checkout or an installed
-wheel alike), uploaded to the datastore once per content hash and installed by the job with its ``azure``
-extra, so every remote step runs exactly the submitting code and can reach the workspace's registry.
+wheel alike), uploaded to the datastore once per content hash and installed by the job with its
+``azure-tracking`` extra, so every remote step runs exactly the submitting code, can reach the workspace's
+registry, and logs to the MLflow run Azure ML gives the job (when the ``tracking`` setting is on).
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ FORWARDED_SETTINGS = (
     "r2_floor",
     "min_improvement",
     "azure_cloud",
+    "tracking",
 )
 DISTRIBUTION = "diabetes-mlops"
 PACKAGE_PREFIX = "diabetes-mlops/packages"
-INSTALL = 'pip install --quiet "${{inputs.package}}[azure]"'
+INSTALL = 'pip install --quiet "${{inputs.package}}[azure-tracking]"'
 WHEEL_INFO = "Wheel-Version: 1.0\nGenerator: diabetes-mlops\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 

@@ -4,6 +4,7 @@ client built from settings taking its endpoints from the same cloud."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -12,13 +13,14 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from fakes import FakeCredential, FakeTransport
 
+from diabetes_mlops.azure import clouds
 from diabetes_mlops.azure.clients import (
     container_instance_client,
     container_registry_client,
     container_service_client,
     ml_client,
 )
-from diabetes_mlops.azure.clouds import KNOWN_CLOUDS, cloud_from_metadata, resolve
+from diabetes_mlops.azure.clouds import KNOWN_CLOUDS, cloud_from_metadata, export_to_azureml, resolve
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.deploy.image import login_server
 from diabetes_mlops.errors import ConfigError
@@ -149,3 +151,17 @@ def test_a_bad_cloud_setting_names_the_setting(value: str) -> None:
 def test_a_document_without_the_endpoints_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="not an ARM metadata document"):
         cloud_from_metadata({"name": "x"}, "https://arm.example/metadata/endpoints")
+
+
+def test_azure_mls_own_libraries_are_told_the_cloud_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", {})  # this test's own environment, gone after it
+    export_to_azureml("china")
+    assert os.environ == {"AZUREML_CURRENT_CLOUD": "AzureChinaCloud"}
+    os.environ.clear()
+    monkeypatch.setattr(clouds, "_fetch", lambda url: cloud_from_metadata(DOCUMENT, url))
+    export_to_azureml("https://arm.contoso.example/metadata/endpoints?api-version=2022-09-01")
+    # azureml-mlflow parses the document's list form, which ARM serves at this version
+    list_form = "https://arm.contoso.example/metadata/endpoints?api-version=2019-05-01"
+    assert os.environ == {"AZUREML_CURRENT_CLOUD": "Contoso", "ARM_CLOUD_METADATA_URL": list_form}
+    export_to_azureml("public")  # the setting names the cloud, whatever a process named before
+    assert os.environ["AZUREML_CURRENT_CLOUD"] == "AzureCloud"

@@ -82,7 +82,8 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert job["jobType"] == "Command"
     assert job["computeId"].endswith("/computes/cpu-cluster")
     assert job["command"] == (
-        'pip install --quiet "${{inputs.package}}[azure]" && diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
+        'pip install --quiet "${{inputs.package}}[azure-tracking]" && '
+        'diabetes-mlops train --run-dir "${{outputs.run_dir}}"'
     )
     assert job["inputs"]["package"]["mode"] == "Download"
     assert job["inputs"]["package"]["jobInputType"] == "uri_file"
@@ -93,6 +94,7 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
         f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{run_dir.name}/"
     )
     assert job["environmentVariables"]["DIABETES_MLOPS_ALPHA"] == "0.5"
+    assert job["environmentVariables"]["DIABETES_MLOPS_TRACKING"] == "False"  # as the tests run: tracking off
     assert job["experimentName"] == "diabetes-mlops"
     env_body = workspace.transport.find("PUT", rf"{WS_PATH}/environments/.+/versions/.+")[0].body["properties"]
     assert env_body["image"] == settings.azure_environment_image
@@ -157,7 +159,7 @@ def test_retraining_pipeline_and_its_schedule(ml_client, workspace, settings) ->
     assert body["inputs"]["package"]["uri"] == SOURCE
     assert body["jobs"]["registered"]["environment_variables"]["DIABETES_MLOPS_AZURE_WORKSPACE"] == WS
     commands = [c["properties"]["componentSpec"]["command"] for c in workspace.components]
-    assert all(c.startswith('pip install --quiet "${{inputs.package}}[azure]" && ') for c in commands)
+    assert all(c.startswith('pip install --quiet "${{inputs.package}}[azure-tracking]" && ') for c in commands)
     assert any("diabetes-mlops train" in c for c in commands)
     assert any("diabetes-mlops evaluate" in c and "|| [ $? -eq 3 ]" in c for c in commands)
     assert any("diabetes-mlops register" in c and "|| [ $? -eq 3 ]" in c for c in commands)

@@ -22,6 +22,8 @@ from tests.simazure.runner import BuildFailed, Venvs, leading_pip_install, requi
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
+    from tests.simazure.tracking import Tracking
+
 DATASTORE = "workspaceblobstore"
 BLOB_CONTAINER = "azureml-blobstore"
 PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
@@ -44,6 +46,7 @@ class SimAzureML(FakeAzureML):
         region: str,
         job_env: dict[str, str],
         venvs: Venvs,
+        tracking: Tracking,
     ) -> None:
         super().__init__()
         self.state_dir = state_dir
@@ -52,6 +55,8 @@ class SimAzureML(FakeAzureML):
         self.region = region
         self.job_env = job_env
         self.venvs = venvs
+        self.tracking = tracking
+        self.run_ids: dict[str, str] = {}  # job or pipeline step -> its MLflow run
         self.environments: dict[str, dict[str, Any]] = {}
         self.component_specs: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str] = {}
@@ -65,7 +70,7 @@ class SimAzureML(FakeAzureML):
     def _workspace(self, call: Call) -> tuple[int, Any]:
         status, body = super()._workspace(call)
         body["location"] = self.region
-        body["properties"]["mlFlowTrackingUri"] = f"azureml://{self.region}.api.azureml.ms/mlflow/v1.0{WS_PATH}"
+        body["properties"]["mlFlowTrackingUri"] = self.tracking.uri
         return status, body
 
     def _datastore(self, call: Call) -> tuple[int, Any]:
@@ -234,6 +239,11 @@ class SimAzureML(FakeAzureML):
         self._set_running(name, "Running")
         env = venv_env(venv, {**self.job_env, **(props.get("environmentVariables") or {})})
         env.update(AZUREML_RUN_ID=name, AZUREML_ARM_WORKSPACE_NAME=WS_PATH.rsplit("/", 1)[-1])
+        # Every job is an MLflow run in its experiment, and the job is told which (studio shows it).
+        experiment = props.get("experimentName") or "Default"
+        experiment_id, run_id = self.tracking.start_run(experiment, props.get("displayName") or name)
+        self.run_ids[name] = run_id
+        env.update(self.tracking.job_env(experiment_id, experiment, run_id))
         logs = workdir / "user_logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "std_log.txt", "ab") as log:
@@ -246,6 +256,7 @@ class SimAzureML(FakeAzureML):
                 timeout=JOB_TIMEOUT_SECONDS,
                 check=False,
             )
+        self.tracking.end_run(run_id, "FINISHED" if done.returncode == 0 else "FAILED")
         if done.returncode != 0:
             raise JobError(f"{name}: the command exited {done.returncode}; see user_logs/std_log.txt")
         for key, uri in outputs.items():
@@ -273,6 +284,8 @@ class SimAzureML(FakeAzureML):
                     raise JobError(f"pipeline {name}: step {step} has no registered component")
                 inputs = self._bound(node, parent_inputs, produced) or {}
                 step_props = {
+                    "experimentName": props.get("experimentName"),
+                    "displayName": step,
                     "inputs": inputs,
                     "outputs": {k: {} for k in (spec.get("outputs") or {})},
                     "environmentVariables": node.get("environment_variables") or node.get("environmentVariables"),

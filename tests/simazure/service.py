@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests" / "azure"))  # the fakes this grows from
 
 from azurite import Azurite  # noqa: E402
 from fake_azureml import RG, SUB, WS  # noqa: E402
-from fakes import FakeTransport  # noqa: E402
+from fakes import Call, FakeTransport  # noqa: E402
 
 from tests.simazure.containers import Images, Runtime  # noqa: E402
 from tests.simazure.entra import Entra  # noqa: E402
@@ -38,11 +38,14 @@ from tests.simazure.resources import (  # noqa: E402
 )
 from tests.simazure.runner import Venvs  # noqa: E402
 from tests.simazure.tls import TestCA  # noqa: E402
+from tests.simazure.tracking import ARTIFACTS_CONTAINER, Tracking  # noqa: E402
 
 DOMAIN = "simazure.test"
 STORAGE_SUFFIX = f"core.{DOMAIN}"
 ACR_SUFFIX = f"azurecr.{DOMAIN}"
 REGION = "westeurope"
+TRACKING_HOST = f"{REGION}.api.ml.azure.{DOMAIN}"  # Azure ML's regional API, as in ``<region>.api.ml.azure.cn``
+LIST_API_VERSION = "2019-05-01"  # ARM's metadata at this version: every cloud it knows, as a list
 TENANT = "72f988bf-0000-4000-8000-00000000f00d"
 ACR_NAME = "acrmlops"
 AKS_NAME = "aks-mlops"
@@ -64,7 +67,7 @@ class SimAzure:
         self.transport = FakeTransport()  # replaced by the workspace's at start: every route on one table
         self.front = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.front.daemon_threads = True
-        cert, key = self.ca.server_files("front", "127.0.0.1", "localhost", f"*.{ACR_SUFFIX}")
+        cert, key = self.ca.server_files("front", "127.0.0.1", "localhost", f"*.{ACR_SUFFIX}", TRACKING_HOST)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         self.front.socket = context.wrap_socket(self.front.socket, server_side=True)
@@ -90,7 +93,10 @@ class SimAzure:
     def blob_url(self) -> str:
         return f"https://devstoreaccount1.blob.{STORAGE_SUFFIX}"
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, call: Call | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+        """ARM's metadata document: this cloud, or at api-version 2019-05-01 the list of clouds (only this one)."""
+        if call is not None and call.api_version == LIST_API_VERSION:
+            return [self.metadata()]
         return {
             "name": "SimAzure",
             "portal": f"https://portal.azure.{DOMAIN}/",
@@ -145,6 +151,8 @@ class SimAzure:
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(self.wheelhouse),
             "PIP_NO_COMPILE": "1",
+            # MLflow reports usage to its own service on the internet, which nothing here may reach.
+            "MLFLOW_DISABLE_TELEMETRY": "true",
         }
 
     # --- life ---------------------------------------------------------------------------------------
@@ -158,10 +166,11 @@ class SimAzure:
         service = BlobServiceClient.from_connection_string(
             self.azurite.connection_string, connection_verify=str(self.ca.ca_file)
         )
-        for name in (BLOB_CONTAINER, SOURCES_CONTAINER):
+        for name in (BLOB_CONTAINER, SOURCES_CONTAINER, ARTIFACTS_CONTAINER):
             service.get_container_client(name).create_container()
         self.gateway.route(f"*.blob.{STORAGE_SUFFIX}", self.azurite.port)
         self.gateway.route(f"*.{ACR_SUFFIX}", self.front.server_address[1])
+        self.gateway.route(TRACKING_HOST, self.front.server_address[1])
         self._threads = [
             threading.Thread(target=s.serve_forever, daemon=True) for s in (self.front, self.gateway.server)
         ]
@@ -171,6 +180,15 @@ class SimAzure:
         images = Images(self.state_dir / "images")
         self.runtime = Runtime(images, self.venvs, self.state_dir / "containers", self.job_env())
         self.ops = Operations(self.base_url)
+        self.tracking = Tracking(
+            self.state_dir,
+            TRACKING_HOST,
+            service.get_container_client(ARTIFACTS_CONTAINER),
+            self.blob_url,
+            self.entra,
+            self.base_url,
+        )
+        self.tracking.start()
         self.workspace = SimAzureML(
             self.state_dir,
             service.get_container_client(BLOB_CONTAINER),
@@ -178,6 +196,7 @@ class SimAzure:
             REGION,
             self.job_env(),
             self.venvs,
+            self.tracking,
         )
         self.transport = self.workspace.transport
         self.registries = Registries(
@@ -186,13 +205,15 @@ class SimAzure:
         self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops)
         self.kube = SimKube(self.runtime, self.gateway, lb_ip="20.61.0.10")
         self.kube.thread.start()
-        for part in (self.ops, self.registries, self.container_groups, ManagedClusters({AKS_NAME: self.kube})):
+        clusters = ManagedClusters({AKS_NAME: self.kube})
+        for part in (self.ops, self.registries, self.container_groups, clusters, self.tracking):
             part.install(self.transport)
         self.entra.install(self.transport, self.base_url)
-        self.transport.on("GET", r"/metadata/endpoints", lambda call: (200, self.metadata()))
+        self.transport.on("GET", r"/metadata/endpoints", lambda call: (200, self.metadata(call)))
         return self
 
     def stop(self) -> None:
+        self.tracking.stop()
         self.container_groups.stop_all()
         self.kube.stop_pods()
         self.kube.server.shutdown()

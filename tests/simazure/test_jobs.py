@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.clients import default_credential, ml_client
 from diabetes_mlops.azure.jobs import upload_source, wait_for_job
@@ -28,20 +29,28 @@ from tests.simazure.runner import venv_env
 from tests.simazure.service import SimAzure
 
 
-def test_a_training_job_runs_the_kit_from_its_wheel_through_a_not_responding_spell(
+def test_a_tracked_training_job_runs_the_kit_from_its_wheel_through_a_not_responding_spell(
     simazure: SimAzure, azure_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = ml_client(azure_settings, enable_telemetry=False)
-    files = DatastoreFiles.from_workspace(client, default_credential(azure_settings))
+    settings = dataclasses.replace(azure_settings, tracking=True)
+    client = ml_client(settings, enable_telemetry=False)
+    files = DatastoreFiles.from_workspace(client, default_credential(settings))
     run_dir = tmp_path / "runs" / "20260101T000000000000Z-simjob"
     monkeypatch.setattr(simazure.workspace, "not_responding_polls", 2)
     seen: list[str] = []
-    result = train_on_azure(azure_settings, client, files, run_dir, poll_seconds=0.2, on_status=seen.append)
+    result = train_on_azure(settings, client, files, run_dir, poll_seconds=0.2, on_status=seen.append)
     assert seen[-1] == "Completed", simazure.workspace.errors
     assert "NotResponding" in seen  # a transient state: the wait went on
     train = json.loads((run_dir / "train.json").read_text())
     assert train["metrics"]["r2"] > 0.3
     assert "model.skops" in result.files
+    # The job logged into the MLflow run Azure ML gave it, which the run directory records for the next steps.
+    record = json.loads((run_dir / tracking.RUN_FILE).read_text())
+    assert record["run_id"] == simazure.workspace.run_ids[result.job_name]
+    status, found = simazure.tracking.call("GET", f"/api/2.0/mlflow/runs/get?run_id={record['run_id']}")
+    assert status == 200 and found["run"]["info"]["status"] == "FINISHED"
+    assert {"key": "alpha", "value": "1.0"} in found["run"]["data"]["params"]
+    assert any(m["key"] == "r2" and m["value"] == train["metrics"]["r2"] for m in found["run"]["data"]["metrics"])
     assert simazure.gateway.refused == []
 
 
@@ -77,6 +86,7 @@ def test_the_scheduled_retraining_pipeline_registers_with_the_workspace_of_a_con
 
 
 SUBMIT_FROM_WHEEL = """
+from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.clients import default_credential, ml_client
 from diabetes_mlops.azure.jobs import upload_source
