@@ -87,12 +87,12 @@ def test_a_killed_run_resumes_to_a_complete_output(settings: Settings, tmp_path:
             "--workers", "1"]  # fmt: skip
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while len(list(parts.glob("part-*.parquet"))) < 5:
+    while len(list(parts.glob("part-*.arrow"))) < 5:
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.005)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    done_before = len(list(parts.glob("part-*.parquet")))
+    done_before = len(list(parts.glob("part-*.arrow")))
     assert not out.exists() and 5 <= done_before < 200
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
