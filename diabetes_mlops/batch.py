@@ -132,14 +132,17 @@ def _chunks(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
-    """``items``, made by a thread of their own up to ``depth`` ahead of the caller."""
+def _read_ahead(items: Iterator[T], depth: int, reader: ThreadPoolExecutor) -> Iterator[T]:
+    """``items``, made by ``reader`` (one thread) up to ``depth`` ahead of the caller, starting now."""
     end = object()
-    with ThreadPoolExecutor(1) as reader:
-        ahead = deque(reader.submit(next, items, end) for _ in range(depth))
+    ahead = deque(reader.submit(next, items, end) for _ in range(depth))
+
+    def drain() -> Iterator[T]:
         while (item := ahead.popleft().result()) is not end:
             ahead.append(reader.submit(next, items, end))
             yield item  # type: ignore[misc]
+
+    return drain()
 
 
 def _column(values: pa.ChunkedArray) -> np.ndarray:
@@ -239,24 +242,33 @@ class _Output:
         import pyarrow.parquet as pq
 
         self.version = version
-        schema = pa.schema([(ROW_ID, pa.int64()), (PREDICTION, pa.float64()), (MODEL_VERSION, pa.int64())])
+        # Never null (Parquet's "required"): no definition levels to write.
+        self.schema = pa.schema(
+            [
+                pa.field(ROW_ID, pa.int64(), nullable=False),
+                pa.field(PREDICTION, pa.float64(), nullable=False),
+                pa.field(MODEL_VERSION, pa.int64(), nullable=False),
+            ]
+        )
         self.writer: pq.ParquetWriter | pacsv.CSVWriter
         if as_csv:
-            self.writer = pacsv.CSVWriter(str(path), schema)
+            self.writer = pacsv.CSVWriter(str(path), self.schema)
         else:
             # Dictionary encoding is tried on every column by default, and costs more than the rest of the
             # write on ids and predictions (all distinct); ids that count up take 1 bit a row in deltas.
             self.writer = pq.ParquetWriter(
                 str(path),
-                schema,
+                self.schema,
                 use_dictionary=[MODEL_VERSION],
                 column_encoding={ROW_ID: "DELTA_BINARY_PACKED", PREDICTION: "PLAIN"},
             )
         self.n_rows = 0
 
     def write(self, scored: pa.Table) -> None:
+        import pyarrow as pa
+
         versions = _arrow(np.full(scored.num_rows, self.version, dtype=np.int64))
-        self.writer.write_table(scored.append_column(MODEL_VERSION, versions))
+        self.writer.write_table(pa.Table.from_arrays([*scored.columns, versions], schema=self.schema))
         self.n_rows += scored.num_rows
 
     def close(self) -> None:
@@ -266,16 +278,69 @@ class _Output:
 def score_batch(
     input_path: Path,
     output_path: Path,
-    served: ServedModel,
+    served: ServedModel | Future[ServedModel],
     *,
     chunk_rows: int = CHUNK_ROWS,
     workers: int | None = None,
 ) -> BatchResult:
-    """Score every valid row of ``input_path`` into ``output_path``; resumes a run that was killed."""
+    """Score every valid row of ``input_path`` into ``output_path``; resumes a run that was killed.
+
+    ``served`` may still be loading (a Future): the input is opened and its first chunks read meanwhile.
+    """
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
+    workers = workers or os.cpu_count() or 1
+    temporary = output_path.with_name(output_path.name + ".tmp")
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(workers) as pool:
+        chunks = _read_ahead(_chunks(_batches(input_path, chunk_rows), chunk_rows), 2, reader)
+        model = served.result() if isinstance(served, Future) else served
+        parts = _parts_for(input_path, output_path, model, chunk_rows)
+        chunk_scorer = _ChunkScorer(model, parts, str(input_path))
+        output = _Output(temporary, model.version, as_csv=output_path.suffix.lower() == ".csv")
+        n_rows = n_chunks = resumed = 0
+        pending: deque[Future[pa.Table]] = deque()
+        try:
+            for index, table in enumerate(chunks):
+                n_chunks += 1
+                part = parts / f"part-{index:06d}.arrow"
+                if part.exists():
+                    resumed += 1
+                    pending.append(pool.submit(_read_part, part))
+                else:
+                    pending.append(pool.submit(chunk_scorer, index, n_rows, table))
+                n_rows += table.num_rows
+                while len(pending) > 2 * workers:
+                    output.write(pending.popleft().result())
+            while pending:
+                output.write(pending.popleft().result())
+        finally:
+            output.close()
+    if n_rows == 0:
+        temporary.unlink()
+        raise DataError(f"{input_path}: the file holds no rows")
+    rejects = output_path.with_name(output_path.name + ".rejects.csv")
+    n_rejected = _join_csv(sorted(parts.glob("rejects-*.csv")), rejects)
+    os.replace(temporary, output_path)
+    shutil.rmtree(parts)
+    return BatchResult(
+        str(input_path),
+        str(output_path),
+        str(rejects) if n_rejected else None,
+        model.name,
+        model.version,
+        n_rows,
+        output.n_rows,
+        n_rejected,
+        n_chunks,
+        resumed,
+        time.perf_counter() - started,
+    )
+
+
+def _parts_for(input_path: Path, output_path: Path, served: ServedModel, chunk_rows: int) -> Path:
+    """The parts directory: the one an earlier run of the same input, model and chunks left, else a new one."""
     parts = output_path.with_name(output_path.name + ".parts")
     stat = input_path.stat()
     manifest = {
@@ -289,49 +354,7 @@ def score_batch(
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
         (parts / MANIFEST).write_text(json.dumps(manifest))
-    chunk_scorer = _ChunkScorer(served, parts, str(input_path))
-    workers = workers or os.cpu_count() or 1
-    temporary = output_path.with_name(output_path.name + ".tmp")
-    output = _Output(temporary, served.version, as_csv=output_path.suffix.lower() == ".csv")
-    n_rows = n_chunks = resumed = 0
-    pending: deque[Future[pa.Table]] = deque()
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            for index, table in enumerate(_read_ahead(_chunks(_batches(input_path, chunk_rows), chunk_rows), 2)):
-                n_chunks += 1
-                part = parts / f"part-{index:06d}.arrow"
-                if part.exists():
-                    resumed += 1
-                    pending.append(pool.submit(_read_part, part))
-                else:
-                    pending.append(pool.submit(chunk_scorer, index, n_rows, table))
-                n_rows += table.num_rows
-                while len(pending) > 2 * workers:
-                    output.write(pending.popleft().result())
-            while pending:
-                output.write(pending.popleft().result())
-    finally:
-        output.close()
-    if n_rows == 0:
-        temporary.unlink()
-        raise DataError(f"{input_path}: the file holds no rows")
-    rejects = output_path.with_name(output_path.name + ".rejects.csv")
-    n_rejected = _join_csv(sorted(parts.glob("rejects-*.csv")), rejects)
-    os.replace(temporary, output_path)
-    shutil.rmtree(parts)
-    return BatchResult(
-        str(input_path),
-        str(output_path),
-        str(rejects) if n_rejected else None,
-        served.name,
-        served.version,
-        n_rows,
-        output.n_rows,
-        n_rejected,
-        n_chunks,
-        resumed,
-        time.perf_counter() - started,
-    )
+    return parts
 
 
 def _read_manifest(parts: Path) -> object:
