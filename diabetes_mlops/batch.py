@@ -315,8 +315,11 @@ def score_batch(
                     output.write(pending.popleft().result())
             while pending:
                 output.write(pending.popleft().result())
-        finally:
+        except BaseException:
             output.close()
+            temporary.unlink()
+            raise
+        output.close()
     if n_rows == 0:
         temporary.unlink()
         raise DataError(f"{input_path}: the file holds no rows")
