@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.data import COLUMNS, FEATURES, load_builtin, read_table
+from diabetes_mlops.data import COLUMNS, FEATURES, read_table
 from diabetes_mlops.errors import DataError
 
 if TYPE_CHECKING:
@@ -66,10 +66,27 @@ class ReferenceStats:
         return cls({c: ColumnStats(**s) for c, s in data.items()})
 
 
+# ReferenceStats.from_frame(load_builtin()) written out (tests/test_schema.py computes it again): learning the
+# ranges would otherwise import scikit-learn, a second of start-up for score-batch, validate-data and ingest.
+BUILTIN_STATS = {
+    "age": (48.51809954751131, 13.109027822041092, 19.0, 79.0),
+    "sex": (1.4683257918552035, 0.4995611704353544, 1.0, 2.0),
+    "bmi": (26.37579185520362, 4.4181215606157735, 18.0, 42.2),
+    "bp": (94.64701357466062, 13.831283419782999, 62.0, 133.0),
+    "s1": (189.14027149321268, 34.60805167504306, 97.0, 301.0),
+    "s2": (115.43914027149322, 30.413080969276546, 41.6, 242.4),
+    "s3": (49.78846153846154, 12.934202154863327, 22.0, 99.0),
+    "s4": (4.070248868778281, 1.2904498966082774, 2.0, 9.09),
+    "s5": (4.641410859728507, 0.5223905610694907, 3.2581, 6.107),
+    "s6": (91.26018099547511, 11.496334739334172, 58.0, 124.0),
+    "target": (152.13348416289594, 77.09300453299109, 25.0, 346.0),
+}
+
+
 @functools.cache
 def reference_stats() -> ReferenceStats:
     """Statistics of the built-in diabetes data, the default reference."""
-    return ReferenceStats.from_frame(load_builtin())
+    return ReferenceStats({name: ColumnStats(*stats) for name, stats in BUILTIN_STATS.items()})
 
 
 def _column(name: str, stats: ColumnStats) -> pa.Column:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from diabetes_mlops.data import load_builtin
-from diabetes_mlops.schema import validate_file, validate_frame
+from diabetes_mlops.schema import ReferenceStats, reference_stats, validate_file, validate_frame
 from diabetes_mlops.strategies import InvalidFrame, invalid_frames, valid_frames
 
 EXPECTED_CHECK = {
@@ -23,6 +23,11 @@ EXPECTED_CHECK = {
     "missing_column": "column_in_dataframe",
     "extra_column": "column_in_schema",
 }
+
+
+def test_the_written_out_reference_is_the_builtin_datas() -> None:
+    learnt = ReferenceStats.from_frame(load_builtin()).to_dict()
+    assert reference_stats().to_dict() == {name: pytest.approx(stats, rel=1e-12) for name, stats in learnt.items()}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -36,6 +36,8 @@ def score_batch(
     Azure ML command job on the cluster (INPUT may then be an Azure ML data reference) and its files are
     downloaded to OUTPUT.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from diabetes_mlops.batch import score_batch as run
     from diabetes_mlops.registry import parse_model_ref
     from diabetes_mlops.serving.model import ServedModel
@@ -49,5 +51,8 @@ def score_batch(
         remote = run_remote(obj.settings, input_path, output_path, model_dir, chunk_rows, workers)
         obj.emit(remote.to_dict(), remote.summary())
         return
-    result = run(Path(input_path), output_path, ServedModel.from_dir(model_dir), chunk_rows=chunk_rows, workers=workers)
+    with ThreadPoolExecutor(1) as loader:
+        # The model loads in a child process (scikit-learn's import: a second or more) while the input is opened.
+        served = loader.submit(ServedModel.from_dir, model_dir)
+        result = run(Path(input_path), output_path, served, chunk_rows=chunk_rows, workers=workers)
     obj.emit(result.to_dict(), result.summary())
