@@ -171,8 +171,13 @@ def _coerce(key: str, raw: object) -> object:
                 return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[raw.lower()]
             return bool(raw)
         if typing.get_origin(hint) is tuple:
-            items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
-            return tuple(float(x) for x in items if str(x).strip())
+            if isinstance(raw, str):
+                items: list[object] = list(raw.split(","))
+            elif isinstance(raw, list | tuple):
+                items = list(raw)
+            else:
+                raise TypeError(raw)
+            return tuple(float(str(x)) for x in items if str(x).strip())
         if hint in (int, float, str):
             value = hint(raw)
             if hint is int and isinstance(raw, float) and raw != value:

@@ -71,7 +71,7 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Evaluation:
-        return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type, dict-item]
+        return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type]
 
     def save(self, run_dir: Path) -> Path:
         path = run_dir / EVALUATION_FILE

@@ -131,7 +131,7 @@ def register(obj: Context, run_dir: Path | None) -> int:
 
 def _retrain_text(outcome: RetrainOutcome) -> str:
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.evaluation.challenger.items())
-    if outcome.kept_champion:
+    if outcome.registered is None:
         head = f"champion kept (version {outcome.evaluation.champion_version}): {outcome.evaluation.decision.reason}"
     else:
         head = f"registered {outcome.registered.name} version {outcome.registered.version} as champion"

@@ -77,17 +77,22 @@ class BlobLogStore:
         from diabetes_mlops.azure.clients import default_credential, require
 
         # Few, quick retries: an outage should make writes spool, not make the scoring request wait.
-        options = {"retry_total": 1, "connection_timeout": 5, "read_timeout": 30}
         if settings.azure_storage_connection_string:
             container = ContainerClient.from_connection_string(
-                settings.azure_storage_connection_string, settings.azure_storage_container, **options
+                settings.azure_storage_connection_string,
+                settings.azure_storage_container,
+                retry_total=1,
+                connection_timeout=5,
+                read_timeout=30,
             )
         else:
             container = ContainerClient(
                 require(settings, "azure_storage_account_url"),
                 settings.azure_storage_container,
                 credential=credential or default_credential(settings),
-                **options,
+                retry_total=1,
+                connection_timeout=5,
+                read_timeout=30,
             )
         return cls(container, settings.logs_dir / "blob-spool", upload_interval=settings.scoring_log_upload_interval)
 
@@ -188,7 +193,7 @@ class BlobLogStore:
                 if hour >= floor_hour:
                     by_hour.setdefault(hour, []).append(blob.name)
         for hour in sorted(by_hour):
-            records = []
+            records: list[dict[str, object]] = []
             for name in sorted(by_hour[hour]):
                 data = self.container.download_blob(name).readall()
                 records.extend(orjson.loads(line) for line in data.splitlines() if line.strip())
