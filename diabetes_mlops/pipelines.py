@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from diabetes_mlops.display import ModelCard
     from diabetes_mlops.registry import ModelVersion, Registry
     from diabetes_mlops.schema import ValidationReport
-    from diabetes_mlops.snapshots import Snapshot
 
 TRAIN_FILE = "train.json"
 TEST_SPLIT_FILE = "test.parquet"
@@ -52,32 +51,6 @@ def latest_run_dir(settings: Settings) -> Path:
     if not trained:
         raise MlopsError(f"no trained run under {settings.runs_dir}: run `diabetes-mlops train` first")
     return max(trained, key=lambda path: path.stat().st_mtime_ns).parent
-
-
-def _training_source(settings: Settings, source: Path | str | None) -> Path | str | Snapshot:
-    """Where the training table comes from: ``source``, the latest snapshot, ``data_path``, or built-in."""
-    from diabetes_mlops.snapshots import latest_snapshot
-
-    if source is not None:
-        return source
-    return latest_snapshot(settings) or settings.data_path or "builtin"
-
-
-def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
-    """The table to train on: ``source``, else the latest ingested snapshot, else ``data_path``, else built-in."""
-    from diabetes_mlops.data import load_dataset
-    from diabetes_mlops.snapshots import Snapshot, load_snapshot
-
-    resolved = _training_source(settings, source)
-    return load_snapshot(settings, resolved) if isinstance(resolved, Snapshot) else load_dataset(resolved)
-
-
-def training_source(settings: Settings, source: Path | str | None = None) -> str:
-    """A label for where ``training_data`` reads from, for reports and model cards."""
-    from diabetes_mlops.snapshots import Snapshot, snapshot_path
-
-    resolved = _training_source(settings, source)
-    return str(snapshot_path(settings, resolved) if isinstance(resolved, Snapshot) else resolved)
 
 
 def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:
@@ -221,13 +194,14 @@ class RetrainOutcome:
 
 def retrain(settings: Settings, source: Path | str | None = None) -> RetrainOutcome:
     """validate -> train -> evaluate -> register-if-better, in a new run directory."""
+    from diabetes_mlops.datasets import current
     from diabetes_mlops.registry import open_registry
 
     registry = open_registry(settings)
     run_dir = new_run_dir(settings)
-    frame = training_data(settings, source)
-    validate_step(settings, frame, run_dir, training_source(settings, source))
-    result = train_step(settings, frame, run_dir)
+    data = current(settings, source)
+    validate_step(settings, data.frame, run_dir, data.source)
+    result = train_step(settings, data.frame, run_dir)
     evaluation = evaluate_step(settings, registry, run_dir)
     registered = register_step(settings, registry, run_dir)
     return RetrainOutcome(run_dir, result, evaluation, registered)

@@ -95,7 +95,8 @@ def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Jenkins names run directories ``build-N``: evaluation times decide what came after an alarm, not names."""
-    from diabetes_mlops.pipelines import evaluate_step, register_step, train_step, training_data
+    from diabetes_mlops.datasets import training_data
+    from diabetes_mlops.pipelines import evaluate_step, register_step, train_step
 
     registry = open_registry(settings)
     run_dir = settings.runs_dir / "build-1"
@@ -116,7 +117,8 @@ def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
 
 def test_a_run_trained_but_never_evaluated_does_not_count_as_tried(settings: Settings, tmp_path: Path) -> None:
     """New data stays due while the only run on it stopped after training (an evaluation decides, not a train)."""
-    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data
+    from diabetes_mlops.datasets import training_data
+    from diabetes_mlops.pipelines import new_run_dir, train_step
 
     retrain(settings)
     batch = load_builtin().sample(40, random_state=2)

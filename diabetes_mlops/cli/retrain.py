@@ -30,11 +30,12 @@ if TYPE_CHECKING:
 @reported
 def validate_data(obj: Context, path: Path | None, report_path: Path | None, features_only: bool) -> int:
     """Check a CSV/Parquet table (default: the training data) against the schema; exit 1 when it fails."""
-    from diabetes_mlops.pipelines import training_data, training_source
+    from diabetes_mlops.datasets import current
     from diabetes_mlops.schema import validate_file, validate_frame
 
     if path is None:
-        report = validate_frame(training_data(obj.settings), source=training_source(obj.settings))
+        data = current(obj.settings)
+        report = validate_frame(data.frame, source=data.source)
     else:
         report = validate_file(path, with_target=not features_only)
     report_path = report_path or obj.settings.home / "validation.json"
@@ -55,7 +56,8 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 @reported
 def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir: Path | None) -> int:
     """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
-    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, training_source, validate_step
+    from diabetes_mlops.datasets import current
+    from diabetes_mlops.pipelines import new_run_dir, train_step, validate_step
 
     if if_due and not (due := _retrain_due(obj, source)).due:
         return _not_due(obj, due)
@@ -68,9 +70,9 @@ def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir:
         remote = train_remote(obj.settings, run_dir, str(source) if source else None)
         obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
         return 0
-    frame = training_data(obj.settings, source)
-    validate_step(obj.settings, frame, run_dir, training_source(obj.settings, source))
-    result = train_step(obj.settings, frame, run_dir)
+    data = current(obj.settings, source)
+    validate_step(obj.settings, data.frame, run_dir, data.source)
+    result = train_step(obj.settings, data.frame, run_dir)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     obj.emit({"run_dir": str(run_dir), **result.to_dict()}, f"trained challenger: {metrics}\nrun: {run_dir}")
     return 0

@@ -222,23 +222,13 @@ def champion_reference(settings: Settings, champion_fingerprint: str | None) -> 
 
     When none of them has it, the current training data stands in, and the note says so.
     """
-    from diabetes_mlops.data import fingerprint, load_builtin, load_dataset
-    from diabetes_mlops.pipelines import training_data
-    from diabetes_mlops.snapshots import load_snapshot, read_manifest, snapshot_path
+    from diabetes_mlops import datasets
 
-    if champion_fingerprint:
-        for snapshot in reversed(read_manifest(settings)):
-            if snapshot.fingerprint == champion_fingerprint:
-                path = str(snapshot_path(settings, snapshot))
-                return Reference(load_snapshot(settings, snapshot), path, snapshot.fingerprint, True)
-        candidates = [(str(settings.data_path), lambda: load_dataset(settings.data_path))] if settings.data_path else []
-        candidates.append(("builtin", load_builtin))
-        for source, load in candidates:
-            frame = load()
-            if fingerprint(frame) == champion_fingerprint:
-                return Reference(frame, source, champion_fingerprint, True)
-    frame = training_data(settings)
-    current = fingerprint(frame)
+    found = datasets.find(settings, champion_fingerprint) if champion_fingerprint else None
+    if found is not None:
+        return Reference(found.frame, found.source, found.fingerprint, True)
+    data = datasets.current(settings)
+    current = data.fingerprint
     if champion_fingerprint:
         note = (
             f"the champion's training data (fingerprint {champion_fingerprint[:12]}) was not found; "
@@ -246,7 +236,7 @@ def champion_reference(settings: Settings, champion_fingerprint: str | None) -> 
         )
     else:
         note = "no champion is registered; compared with the current training data"
-    return Reference(frame, "current training data", current, False, note)
+    return Reference(data.frame, "current training data", current, False, note)
 
 
 @dataclass

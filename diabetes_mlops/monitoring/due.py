@@ -72,10 +72,9 @@ def retrain_due(settings: Settings, registry: Registry, source: Path | str | Non
     retraining again on the same data would decide the same: new data counts until a run has tried that
     fingerprint, a drift alarm until a run was evaluated after the report.
     """
-    from diabetes_mlops.data import fingerprint
-    from diabetes_mlops.pipelines import training_data
+    from diabetes_mlops import datasets
 
-    current = fingerprint(training_data(settings, source))
+    current = datasets.current(settings, source).fingerprint
     version = registry.aliases(settings.model_name).get("champion")
     if version is None:
         return RetrainDue(True, ["no champion is registered yet"], current, None)
