@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.data import FEATURES, TARGET
+from diabetes_mlops.runs import RunDir
 from diabetes_mlops.train import regression_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
-
-EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -74,13 +73,13 @@ class Evaluation:
         return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type]
 
     def save(self, run_dir: Path) -> Path:
-        path = run_dir / EVALUATION_FILE
+        path = RunDir(run_dir).evaluation
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
 
     @classmethod
     def read(cls, run_dir: Path) -> Evaluation:
-        return cls.from_dict(json.loads((run_dir / EVALUATION_FILE).read_text()))
+        return cls.from_dict(json.loads(RunDir(run_dir).evaluation.read_text()))
 
 
 def evaluate(

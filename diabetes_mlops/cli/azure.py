@@ -37,9 +37,9 @@ def compute(obj: Context) -> None:
 def train(obj: Context, data: str | None, run_dir: Path | None) -> None:
     """Run `train` as an Azure ML command job and download its run directory."""
     from diabetes_mlops.azure.targets import train as train_remote
-    from diabetes_mlops.pipelines import new_run_dir
+    from diabetes_mlops.runs import RunDir
 
-    run_dir = run_dir or new_run_dir(obj.settings)
+    run_dir = run_dir or RunDir.create(obj.settings).path
     result = train_remote(obj.settings, run_dir, data)
     obj.emit(result.to_dict(), f"job {result.job_name} completed\nrun: {result.run_dir}")
 

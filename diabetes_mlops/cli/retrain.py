@@ -16,6 +16,7 @@ from diabetes_mlops.cli.base import (
     reported,
     run_dir_option,
 )
+from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.monitoring.due import RetrainDue
@@ -57,12 +58,12 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir: Path | None) -> int:
     """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
     from diabetes_mlops.datasets import current
-    from diabetes_mlops.pipelines import new_run_dir, train_step, validate_step
+    from diabetes_mlops.pipelines import train_step, validate_step
 
     if if_due and not (due := _retrain_due(obj, source)).due:
         return _not_due(obj, due)
     if run_dir is None:
-        run_dir = new_run_dir(obj.settings)
+        run_dir = RunDir.create(obj.settings).path
     run_dir.mkdir(parents=True, exist_ok=True)
     if target == "azure":
         from diabetes_mlops.azure.targets import train as train_remote
@@ -91,9 +92,8 @@ def _not_due(obj: Context, due: RetrainDue) -> int:
 
 
 def _resolve_run_dir(obj: Context, run_dir: Path | None) -> Path:
-    from diabetes_mlops.pipelines import latest_run_dir
 
-    return run_dir if run_dir is not None else latest_run_dir(obj.settings)
+    return run_dir if run_dir is not None else RunDir.latest_trained(obj.settings).path
 
 
 @main.command()
@@ -109,7 +109,7 @@ def evaluate(obj: Context, run_dir: Path | None) -> int:
     verdict = "promote the challenger" if evaluation.decision.promote else "keep the champion"
     obj.emit(
         {"run_dir": str(run_dir), **evaluation.to_dict()},
-        f"{verdict}: {evaluation.decision.reason}\nreport: {run_dir / 'model_card.md'}",
+        f"{verdict}: {evaluation.decision.reason}\nreport: {RunDir(run_dir).model_card}",
     )
     return 0 if evaluation.decision.promote else EXIT_CHAMPION_KEPT
 
@@ -137,7 +137,7 @@ def _retrain_text(outcome: RetrainOutcome) -> str:
         head = f"champion kept (version {outcome.evaluation.champion_version}): {outcome.evaluation.decision.reason}"
     else:
         head = f"registered {outcome.registered.name} version {outcome.registered.version} as champion"
-    return f"{head}\nchallenger metrics: {metrics}\nreport: {outcome.run_dir / 'model_card.md'}"
+    return f"{head}\nchallenger metrics: {metrics}\nreport: {outcome.model_card.path}"
 
 
 @main.command()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from diabetes_mlops.monitoring.records import encode_record
+from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -62,7 +62,7 @@ class BlobLogStore:
         self.retry_after = retry_after
         self.upload_interval = upload_interval
         self._open: dict[str, tuple[Path, float]] = {}  # hour -> (batch file still filling, when it was opened)
-        self.writer_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+        self.writer_id = new_id()
         self._seq = 0
         self._lock = threading.Lock()
         self._container_ready = False

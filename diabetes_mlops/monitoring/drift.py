@@ -14,7 +14,6 @@ import contextlib
 import gc
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 from diabetes_mlops import progress
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.errors import MlopsError
+from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -318,11 +318,6 @@ class DriftReport:
         return "\n".join(lines) + "\n"
 
 
-def new_report_id() -> str:
-    """An id in the run directories' format, so report and run ids sort together by time."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-
-
 def drift_report(
     settings: Settings,
     sink: LogSink,
@@ -343,7 +338,7 @@ def drift_report(
     logged = read_logged_rows(sink, since)
     progress.update("loading the reference data")
     reference = champion_reference(settings, champion.data_fingerprint if champion else None)
-    report_id = new_report_id()
+    report_id = new_id()  # the run directories' format: report and run ids sort together by time
     report = DriftReport(
         id=report_id,
         created=datetime.now(UTC).isoformat(timespec="microseconds"),

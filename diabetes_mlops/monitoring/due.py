@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from diabetes_mlops.errors import MlopsError
 from diabetes_mlops.monitoring.drift import LAST_FILE, STATUS_DRIFT
+from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
@@ -38,17 +39,14 @@ class EvaluatedRun:
 
 def _evaluated_runs(settings: Settings) -> list[EvaluatedRun]:
     """Every evaluated run, oldest evaluation first (run names need not sort by time: Jenkins names them)."""
-    if not settings.runs_dir.is_dir():
-        return []
     runs = []
-    for path in settings.runs_dir.iterdir():
-        evaluation, train = path / "evaluation.json", path / "train.json"
-        if evaluation.is_file() and train.is_file():
+    for run in RunDir.all(settings):
+        if run.evaluation.is_file() and run.train.is_file():
             try:
-                fingerprint = json.loads(train.read_text()).get("data_fingerprint")
+                fingerprint = json.loads(run.train.read_text()).get("data_fingerprint")
             except ValueError:
                 continue  # a damaged run cannot vouch for anything; it does not stop the check
-            runs.append(EvaluatedRun(path.name, evaluation.stat().st_mtime, fingerprint))
+            runs.append(EvaluatedRun(run.name, run.evaluation.stat().st_mtime, fingerprint))
     return sorted(runs, key=lambda run: run.evaluated_at)
 
 
