@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.errors import MlopsError
-from diabetes_mlops.monitoring.drift import LAST_FILE, STATUS_DRIFT
+from diabetes_mlops.monitoring.verdict import STATUS_DRIFT, Verdict
 from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
     from diabetes_mlops.registry import Registry
-
-
-def last_verdict(settings: Settings) -> dict[str, object] | None:
-    """The last drift report's verdict, or None when no report was made yet."""
-    path = settings.drift_dir / LAST_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise MlopsError(f"{path}: not a drift verdict ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -88,18 +75,17 @@ def retrain_due(settings: Settings, registry: Registry, source: Path | str | Non
                 f"the training data (fingerprint {current[:12]}) differs from champion version {version}'s "
                 f"({(trained_on or 'unknown')[:12]})"
             )
-    verdict = last_verdict(settings)
+    verdict = Verdict.last(settings)
     if verdict is None:
         drift_state = "no drift report was made yet"
-    elif verdict.get("status") != STATUS_DRIFT:
-        drift_state = f"the last drift report ({verdict['id']}) raised no alarm: {verdict.get('status')}"
+    elif verdict.status != STATUS_DRIFT:
+        drift_state = f"the last drift report ({verdict.id}) raised no alarm: {verdict.status}"
     else:
-        reported_at = datetime.fromisoformat(str(verdict["created"])).timestamp()
+        reported_at = verdict.created_at.timestamp()
         handled_by = next((run.name for run in runs if run.evaluated_at > reported_at), None)
-        drift_state = f"the drift alarm of report {verdict['id']} was handled by run {handled_by}"
+        drift_state = f"the drift alarm of report {verdict.id} was handled by run {handled_by}"
         if handled_by is None:
-            drifted = ", ".join(map(str, verdict.get("drifted", [])))  # type: ignore[call-overload]
-            reasons.append(f"the drift report {verdict['id']} found drift in {drifted}")
+            reasons.append(f"the drift report {verdict.id} found drift in {', '.join(verdict.drifted)}")
     if reasons:
         return RetrainDue(True, reasons, current, trained_on)
     return RetrainDue(False, [f"{data_state}, and {drift_state}"], current, trained_on)
