@@ -212,6 +212,8 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         if (raw := os.environ.get(variable)) is not None:
             raw_values[name] = (raw, variable)
     for key, raw in overrides.items():
+        if key not in names:
+            raise ConfigError(f"argument {key}: unknown setting {key!r}", key)
         if raw is not None:
             raw_values[key] = (raw, f"argument {key}")
     try:
@@ -221,3 +223,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         if origin is None:
             raise
         raise ConfigError(f"{origin}: {exc}", exc.key) from exc
+
+
+# Every default in one place: code that takes a limit or threshold as an argument defaults to these.
+DEFAULTS = Settings()

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.data import FEATURES, TARGET
 from diabetes_mlops.runs import RunDir
 from diabetes_mlops.train import regression_metrics
@@ -27,8 +28,8 @@ class Decision:
 def gate(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
-    r2_floor: float = 0.3,
-    min_improvement: float = 0.0,
+    r2_floor: float = DEFAULTS.r2_floor,
+    min_improvement: float = DEFAULTS.min_improvement,
 ) -> Decision:
     """Promote only above the R2 floor and, with a champion, with MSE lower by more than ``min_improvement``."""
     if not challenger["r2"] >= r2_floor:
@@ -88,8 +89,8 @@ def evaluate(
     test: pd.DataFrame,
     *,
     champion_version: int | None = None,
-    r2_floor: float = 0.3,
-    min_improvement: float = 0.0,
+    r2_floor: float = DEFAULTS.r2_floor,
+    min_improvement: float = DEFAULTS.min_improvement,
 ) -> Evaluation:
     """Score both models on ``test`` and apply the gate."""
     x, y = test.loc[:, list(FEATURES)], test[TARGET]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -56,9 +58,9 @@ def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
 class Thresholds:
     """When a column counts as drifted, and how many logged rows a sound test needs."""
 
-    psi: float = 0.2
-    ks_pvalue: float = 0.01
-    min_rows: int = 100
+    psi: float = DEFAULTS.drift_psi_threshold
+    ks_pvalue: float = DEFAULTS.drift_ks_pvalue
+    min_rows: int = DEFAULTS.drift_min_rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
