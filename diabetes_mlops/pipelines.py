@@ -72,7 +72,7 @@ def evaluate_step(settings: Settings, registry: Registry, run_dir: Path) -> Eval
     import pandas as pd
 
     from diabetes_mlops.evaluate import evaluate
-    from diabetes_mlops.report import write_model_card, write_plots
+    from diabetes_mlops.model_card import write_model_card, write_plots
 
     run = RunDir(run_dir)
     result, sha256 = _read_train(run)
