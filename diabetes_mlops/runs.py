@@ -49,11 +49,31 @@ def new_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
+class _File:
+    """A run directory's file by name: ``run.train`` is ``run.path / "train.json"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: RunDir, owner: type[RunDir]) -> Path:
+        return run.path / self.name
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Where each file of one run lives; the directory itself may have any name (Jenkins names its own)."""
 
     path: Path
+
+    validation = _File(VALIDATION_FILE)
+    model = _File(MODEL_FILE)
+    train = _File(TRAIN_FILE)
+    test_split = _File(TEST_SPLIT_FILE)
+    mlflow = _File(MLFLOW_FILE)
+    evaluation = _File(EVALUATION_FILE)
+    model_card = _File(MODEL_CARD)
+    registered = _File(REGISTERED_FILE)
+    bundle = _File(BUNDLE_DIR)
 
     @classmethod
     def create(cls, settings: Settings) -> RunDir:
@@ -81,44 +101,8 @@ class RunDir:
         return self.path.name
 
     @property
-    def validation(self) -> Path:
-        return self.path / VALIDATION_FILE
-
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL_FILE
-
-    @property
-    def train(self) -> Path:
-        return self.path / TRAIN_FILE
-
-    @property
-    def test_split(self) -> Path:
-        return self.path / TEST_SPLIT_FILE
-
-    @property
-    def mlflow(self) -> Path:
-        return self.path / MLFLOW_FILE
-
-    @property
-    def evaluation(self) -> Path:
-        return self.path / EVALUATION_FILE
-
-    @property
-    def model_card(self) -> Path:
-        return self.path / MODEL_CARD
-
-    @property
     def plots(self) -> list[Path]:
         return [self.path / name for name in PLOTS]
-
-    @property
-    def registered(self) -> Path:
-        return self.path / REGISTERED_FILE
-
-    @property
-    def bundle(self) -> Path:
-        return self.path / BUNDLE_DIR
 
     def release(self, stage: str) -> Path:
         return self.path / f"release-{stage}.json"
