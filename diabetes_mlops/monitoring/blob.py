@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.monitoring.records import encode_record
 from diabetes_mlops.runs import new_id
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PREFIX = "scoring"
 RETRY_AFTER_SECONDS = 30.0
-UPLOAD_INTERVAL_SECONDS = 60.0
 
 
 def _hour_path(time_text: str) -> str:
@@ -54,7 +54,7 @@ class BlobLogStore:
         spool_dir: Path,
         prefix: str = DEFAULT_PREFIX,
         retry_after: float = RETRY_AFTER_SECONDS,
-        upload_interval: float = UPLOAD_INTERVAL_SECONDS,
+        upload_interval: float = DEFAULTS.scoring_log_upload_interval,
     ) -> None:
         self.container = container
         self.spool_dir = Path(spool_dir)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.monitoring.records import scoring_record
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.05
 RETRY_INTERVAL_SECONDS = 1.0
 REPORT_INTERVAL_SECONDS = 60.0
-MAX_UNWRITTEN_RECORDS = 50_000
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,7 +63,7 @@ class ScoringLogger:
         self,
         sink: LogSink,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
-        max_unwritten: int = MAX_UNWRITTEN_RECORDS,
+        max_unwritten: int = DEFAULTS.scoring_log_buffer,
         report_interval: float = REPORT_INTERVAL_SECONDS,
     ) -> None:
         self.sink = sink
