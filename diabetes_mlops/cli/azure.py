@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from diabetes_mlops.cli.base import Context, main, pass_context, reported
+from diabetes_mlops.cli.base import Context, main, pass_context, reported, run_dir_option
 
 
 @main.group()
@@ -31,7 +31,7 @@ def compute(obj: Context) -> None:
 
 @azure.command()
 @click.option("--data", help="Training data: a local file, a datastore URI or azureml:<asset>@latest.")
-@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), envvar="DIABETES_MLOPS_RUN_DIR")
+@run_dir_option
 @pass_context
 @reported
 def train(obj: Context, data: str | None, run_dir: Path | None) -> None:

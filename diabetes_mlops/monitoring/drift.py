@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from diabetes_mlops.config import Settings
-    from diabetes_mlops.monitoring.store import LogSink
+    from diabetes_mlops.monitoring.sinks import LogSink
     from diabetes_mlops.registry import Registry
 
     # Reference values and logged values, per compared column.

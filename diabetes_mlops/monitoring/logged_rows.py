@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from diabetes_mlops.monitoring.store import LogSink
+    from diabetes_mlops.monitoring.sinks import LogSink
 
 # Logged records turned into arrays at a time: bounds the Python objects alive while reading.
 READ_CHUNK = 65_536

@@ -17,7 +17,7 @@ from diabetes_mlops.monitoring.records import scoring_record
 if TYPE_CHECKING:
     import numpy as np
 
-    from diabetes_mlops.monitoring.store import LogSink
+    from diabetes_mlops.monitoring.sinks import LogSink
 
     # What the request path queues: request id, time, (model, version), inputs, predictions, latency,
     # traceparent, synthetic.
