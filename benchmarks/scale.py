@@ -30,7 +30,8 @@ import pandas as pd
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.data import COLUMNS, FEATURES, TARGET, load_builtin
 from diabetes_mlops.ingest import ingest_file
-from diabetes_mlops.monitoring.drift import drift_report, quantile_edges, read_logged_rows
+from diabetes_mlops.monitoring.drift import drift_report, read_logged_rows
+from diabetes_mlops.monitoring.statistics import quantile_edges
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry

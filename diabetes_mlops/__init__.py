@@ -33,7 +33,7 @@ _API = {
     "release": "diabetes_mlops.deploy.release",
     "rollback": "diabetes_mlops.deploy.release",
     "open_target": "diabetes_mlops.deploy.targets",
-    "training_data": "diabetes_mlops.pipelines",
+    "training_data": "diabetes_mlops.datasets",
     "open_registry": "diabetes_mlops.registry",
     "model_listing": "diabetes_mlops.display",
     "deploy": "diabetes_mlops.deploy.local",

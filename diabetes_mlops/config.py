@@ -171,8 +171,13 @@ def _coerce(key: str, raw: object) -> object:
                 return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[raw.lower()]
             return bool(raw)
         if typing.get_origin(hint) is tuple:
-            items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
-            return tuple(float(x) for x in items if str(x).strip())
+            if isinstance(raw, str):
+                items: list[object] = list(raw.split(","))
+            elif isinstance(raw, list | tuple):
+                items = list(raw)
+            else:
+                raise TypeError(raw)
+            return tuple(float(str(x)) for x in items if str(x).strip())
         if hint in (int, float, str):
             value = hint(raw)
             if hint is int and isinstance(raw, float) and raw != value:
@@ -207,6 +212,8 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         if (raw := os.environ.get(variable)) is not None:
             raw_values[name] = (raw, variable)
     for key, raw in overrides.items():
+        if key not in names:
+            raise ConfigError(f"argument {key}: unknown setting {key!r}", key)
         if raw is not None:
             raw_values[key] = (raw, f"argument {key}")
     try:
@@ -216,3 +223,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         if origin is None:
             raise
         raise ConfigError(f"{origin}: {exc}", exc.key) from exc
+
+
+# Every default in one place: code that takes a limit or threshold as an argument defaults to these.
+DEFAULTS = Settings()

@@ -85,17 +85,18 @@ def retrain_repr(outcome: RetrainOutcome) -> str:
 
 def retrain_html(outcome: RetrainOutcome) -> str:
     """Decision and reason first, the metrics table, the evaluation plots, then where the files are."""
-    from diabetes_mlops.report import MODEL_CARD, PLOTS
+    from diabetes_mlops.runs import RunDir
     from diabetes_mlops.tracking import run_id
 
     evaluation = outcome.evaluation
+    run = RunDir(outcome.run_dir)
     tracked = run_id(outcome.run_dir)
     return (
         f"<p><b>{escape(_retrain_head(outcome))}</b>: {escape(evaluation.decision.reason)}</p>"
         f"{metrics_table_html(evaluation.challenger, evaluation.champion)}"
-        f"<div>{_images_html([outcome.run_dir / name for name in PLOTS])}</div>"
+        f"<div>{_images_html(run.plots)}</div>"
         f"<p>run directory <code>{escape(str(outcome.run_dir))}</code>, model card "
-        f"<code>{MODEL_CARD}</code>{f', MLflow run <code>{tracked}</code>' if tracked else ''}</p>"
+        f"<code>{run.model_card.name}</code>{f', MLflow run <code>{tracked}</code>' if tracked else ''}</p>"
     )
 
 

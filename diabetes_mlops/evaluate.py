@@ -7,14 +7,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.data import FEATURES, TARGET
+from diabetes_mlops.runs import RunDir
 from diabetes_mlops.train import regression_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
-
-EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class Decision:
 def gate(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
-    r2_floor: float = 0.3,
-    min_improvement: float = 0.0,
+    r2_floor: float = DEFAULTS.r2_floor,
+    min_improvement: float = DEFAULTS.min_improvement,
 ) -> Decision:
     """Promote only above the R2 floor and, with a champion, with MSE lower by more than ``min_improvement``."""
     if not challenger["r2"] >= r2_floor:
@@ -71,16 +71,16 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Evaluation:
-        return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type, dict-item]
+        return cls(**{**data, "decision": Decision(**data["decision"])})  # type: ignore[arg-type]
 
     def save(self, run_dir: Path) -> Path:
-        path = run_dir / EVALUATION_FILE
+        path = RunDir(run_dir).evaluation
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
 
     @classmethod
     def read(cls, run_dir: Path) -> Evaluation:
-        return cls.from_dict(json.loads((run_dir / EVALUATION_FILE).read_text()))
+        return cls.from_dict(json.loads(RunDir(run_dir).evaluation.read_text()))
 
 
 def evaluate(
@@ -89,8 +89,8 @@ def evaluate(
     test: pd.DataFrame,
     *,
     champion_version: int | None = None,
-    r2_floor: float = 0.3,
-    min_improvement: float = 0.0,
+    r2_floor: float = DEFAULTS.r2_floor,
+    min_improvement: float = DEFAULTS.min_improvement,
 ) -> Evaluation:
     """Score both models on ``test`` and apply the gate."""
     x, y = test.loc[:, list(FEATURES)], test[TARGET]

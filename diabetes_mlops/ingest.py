@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from diabetes_mlops.config import Settings
-    from diabetes_mlops.monitoring.store import LogSink
+    from diabetes_mlops.monitoring.sinks import LogSink
     from diabetes_mlops.snapshots import Snapshot
 
 # Checks on a whole column's distribution: reported, never a reason to reject rows.
@@ -133,7 +133,7 @@ def _ingest(
     import pandas as pd
 
     from diabetes_mlops.data import merge_batches
-    from diabetes_mlops.pipelines import training_data
+    from diabetes_mlops.datasets import training_data
     from diabetes_mlops.snapshots import commit
 
     n_rejected = 0 if rejected is None else len(rejected)

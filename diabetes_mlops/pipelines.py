@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops import tracking
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
+from diabetes_mlops.artifacts import load_model, save_model
 from diabetes_mlops.errors import MlopsError
-from diabetes_mlops.evaluate import EVALUATION_FILE, Evaluation
+from diabetes_mlops.evaluate import Evaluation
+from diabetes_mlops.runs import RunDir
 from diabetes_mlops.train import TrainResult
 
 if TYPE_CHECKING:
@@ -22,12 +21,6 @@ if TYPE_CHECKING:
     from diabetes_mlops.display import ModelCard
     from diabetes_mlops.registry import ModelVersion, Registry
     from diabetes_mlops.schema import ValidationReport
-    from diabetes_mlops.snapshots import Snapshot
-
-TRAIN_FILE = "train.json"
-TEST_SPLIT_FILE = "test.parquet"
-VALIDATION_FILE = "validation.json"
-REGISTERED_FILE = "registered.json"
 
 
 class ValidationFailed(MlopsError):
@@ -38,54 +31,12 @@ class ValidationFailed(MlopsError):
         self.report = report
 
 
-def new_run_dir(settings: Settings) -> Path:
-    """A fresh ``runs/<time>-<random>`` directory; names sort by creation time."""
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-    path = settings.runs_dir / run_id
-    path.mkdir(parents=True)
-    return path
-
-
-def latest_run_dir(settings: Settings) -> Path:
-    """The run directory with the most recent training in it (``train.json``), whatever its name."""
-    trained = list(settings.runs_dir.glob(f"*/{TRAIN_FILE}")) if settings.runs_dir.is_dir() else []
-    if not trained:
-        raise MlopsError(f"no trained run under {settings.runs_dir}: run `diabetes-mlops train` first")
-    return max(trained, key=lambda path: path.stat().st_mtime_ns).parent
-
-
-def _training_source(settings: Settings, source: Path | str | None) -> Path | str | Snapshot:
-    """Where the training table comes from: ``source``, the latest snapshot, ``data_path``, or built-in."""
-    from diabetes_mlops.snapshots import latest_snapshot
-
-    if source is not None:
-        return source
-    return latest_snapshot(settings) or settings.data_path or "builtin"
-
-
-def training_data(settings: Settings, source: Path | str | None = None) -> pd.DataFrame:
-    """The table to train on: ``source``, else the latest ingested snapshot, else ``data_path``, else built-in."""
-    from diabetes_mlops.data import load_dataset
-    from diabetes_mlops.snapshots import Snapshot, load_snapshot
-
-    resolved = _training_source(settings, source)
-    return load_snapshot(settings, resolved) if isinstance(resolved, Snapshot) else load_dataset(resolved)
-
-
-def training_source(settings: Settings, source: Path | str | None = None) -> str:
-    """A label for where ``training_data`` reads from, for reports and model cards."""
-    from diabetes_mlops.snapshots import Snapshot, snapshot_path
-
-    resolved = _training_source(settings, source)
-    return str(snapshot_path(settings, resolved) if isinstance(resolved, Snapshot) else resolved)
-
-
 def validate_step(settings: Settings, frame: pd.DataFrame, run_dir: Path, source: str) -> ValidationReport:
     """Validate the training table and write ``validation.json``; raise ValidationFailed when it fails."""
     from diabetes_mlops.schema import validate_frame
 
     report = validate_frame(frame, source=source)
-    path = run_dir / VALIDATION_FILE
+    path = RunDir(run_dir).validation
     path.write_text(json.dumps(report.to_dict(), indent=2))
     if not report.ok:
         raise ValidationFailed(report, path)
@@ -99,17 +50,18 @@ def train_step(settings: Settings, frame: pd.DataFrame, run_dir: Path) -> TrainR
 
     train_part, test = split(frame, settings.test_size, settings.seed)
     model, result = train_on_split(train_part, test, settings, fingerprint(frame))
-    sha256 = save_model(model, run_dir / MODEL_FILE)
-    test.to_parquet(run_dir / TEST_SPLIT_FILE)
-    (run_dir / TRAIN_FILE).write_text(json.dumps({**result.to_dict(), "sha256": sha256}, indent=2))
+    run = RunDir(run_dir)
+    sha256 = save_model(model, run.model)
+    test.to_parquet(run.test_split)
+    run.train.write_text(json.dumps({**result.to_dict(), "sha256": sha256}, indent=2))
     tracking.log_training(settings, run_dir, result)
     return result
 
 
-def _read_train(run_dir: Path) -> tuple[TrainResult, str]:
-    path = run_dir / TRAIN_FILE
+def _read_train(run: RunDir) -> tuple[TrainResult, str]:
+    path = run.train
     if not path.is_file():
-        raise MlopsError(f"{run_dir} has no {TRAIN_FILE}: run `diabetes-mlops train` first")
+        raise MlopsError(f"{run.path} has no {path.name}: run `diabetes-mlops train` first")
     data = json.loads(path.read_text())
     sha256 = data.pop("sha256")
     return TrainResult.from_dict(data), sha256
@@ -120,11 +72,12 @@ def evaluate_step(settings: Settings, registry: Registry, run_dir: Path) -> Eval
     import pandas as pd
 
     from diabetes_mlops.evaluate import evaluate
-    from diabetes_mlops.report import write_model_card, write_plots
+    from diabetes_mlops.model_card import write_model_card, write_plots
 
-    result, sha256 = _read_train(run_dir)
-    challenger = load_model(run_dir / MODEL_FILE, sha256)
-    test = pd.read_parquet(run_dir / TEST_SPLIT_FILE)
+    run = RunDir(run_dir)
+    result, sha256 = _read_train(run)
+    challenger = load_model(run.model, sha256)
+    test = pd.read_parquet(run.test_split)
     champion_version = registry.aliases(settings.model_name).get("champion")
     champion = registry.load(settings.model_name, champion_version) if champion_version else None
     evaluation = evaluate(
@@ -138,7 +91,7 @@ def evaluate_step(settings: Settings, registry: Registry, run_dir: Path) -> Eval
     evaluation.save(run_dir)
     plots = write_plots(run_dir, challenger, champion, test)
     card = write_model_card(run_dir, result, evaluation)
-    tracking.log_evaluation(settings, run_dir, evaluation, [run_dir / EVALUATION_FILE, card, *plots])
+    tracking.log_evaluation(settings, run_dir, evaluation, [run.evaluation, card, *plots])
     return evaluation
 
 
@@ -147,14 +100,15 @@ def register_step(settings: Settings, registry: Registry, run_dir: Path) -> Mode
 
     Registering the same run twice returns the version registered the first time.
     """
-    marker = run_dir / REGISTERED_FILE
+    run = RunDir(run_dir)
+    marker = run.registered
     if marker.is_file():
         registered = json.loads(marker.read_text())
         return registry.get(registered["name"], registered["version"])
     evaluation = Evaluation.read(run_dir)
     if not evaluation.decision.promote:
         return None
-    result, sha256 = _read_train(run_dir)
+    result, sha256 = _read_train(run)
     metadata = {
         "params": result.params,
         "metrics": result.metrics,
@@ -169,7 +123,7 @@ def register_step(settings: Settings, registry: Registry, run_dir: Path) -> Mode
             **tracking.registry_tags(run_dir),
         },
     }
-    entry = registry.register(settings.model_name, load_model(run_dir / MODEL_FILE, sha256), metadata)
+    entry = registry.register(settings.model_name, load_model(run.model, sha256), metadata)
     registry.set_alias(settings.model_name, "champion", entry.version)
     tracking.log_registered(settings, run_dir, entry)
     marker.write_text(json.dumps({"name": entry.name, "version": entry.version}))
@@ -192,9 +146,8 @@ class RetrainOutcome:
     @property
     def model_card(self) -> ModelCard:
         from diabetes_mlops.display import ModelCard
-        from diabetes_mlops.report import MODEL_CARD
 
-        return ModelCard(self.run_dir / MODEL_CARD)
+        return ModelCard(RunDir(self.run_dir).model_card)
 
     def __repr__(self) -> str:
         from diabetes_mlops.display import retrain_repr
@@ -221,13 +174,14 @@ class RetrainOutcome:
 
 def retrain(settings: Settings, source: Path | str | None = None) -> RetrainOutcome:
     """validate -> train -> evaluate -> register-if-better, in a new run directory."""
+    from diabetes_mlops.datasets import current
     from diabetes_mlops.registry import open_registry
 
     registry = open_registry(settings)
-    run_dir = new_run_dir(settings)
-    frame = training_data(settings, source)
-    validate_step(settings, frame, run_dir, training_source(settings, source))
-    result = train_step(settings, frame, run_dir)
+    run_dir = RunDir.create(settings).path
+    data = current(settings, source)
+    validate_step(settings, data.frame, run_dir, data.source)
+    result = train_step(settings, data.frame, run_dir)
     evaluation = evaluate_step(settings, registry, run_dir)
     registered = register_step(settings, registry, run_dir)
     return RetrainOutcome(run_dir, result, evaluation, registered)

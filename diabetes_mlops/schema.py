@@ -205,7 +205,7 @@ class ValidationReport:
 def _plain(value: object) -> object:
     """A JSON-friendly form of a failure case (numpy scalars to Python, NaN/inf as strings)."""
     if hasattr(value, "item"):
-        value = value.item()  # type: ignore[union-attr]
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value

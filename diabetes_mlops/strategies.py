@@ -62,7 +62,7 @@ def invalid_frames(draw: st.DrawFn, with_target: bool = True) -> InvalidFrame:
         return InvalidFrame(frame.assign(**{extra: 0.0}), kind, extra, None)
     broken = frame.astype({column: "object"}) if kind == "text" else frame.copy()
     lo, hi = reference_stats().columns[column].bounds
-    value: object = {
+    values: dict[str, float | str] = {
         "null": np.nan,
         "inf": draw(st.sampled_from([np.inf, -np.inf])),
         "out_of_range": draw(
@@ -72,6 +72,6 @@ def invalid_frames(draw: st.DrawFn, with_target: bool = True) -> InvalidFrame:
             )
         ),
         "text": draw(st.text("abcxyz ", min_size=1, max_size=8)),
-    }[kind]
-    broken.loc[row, column] = value
+    }
+    broken.loc[row, column] = values[kind]
     return InvalidFrame(broken, kind, column, row)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from diabetes_mlops.errors import MlopsError
+from diabetes_mlops.runs import MLFLOW_FILE, TRAIN_FILE, VALIDATION_FILE
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -40,11 +41,11 @@ if TYPE_CHECKING:
     from diabetes_mlops.registry import ModelVersion
     from diabetes_mlops.train import TrainResult
 
-RUN_FILE = "mlflow.json"
+RUN_FILE = MLFLOW_FILE
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 RUN_ID_TAG = "mlflow_run_id"
-TRAINING_FILES = ("train.json", "validation.json")
+TRAINING_FILES = (TRAIN_FILE, VALIDATION_FILE)
 AZUREML_SCHEME = "azureml://"
 
 

@@ -45,6 +45,7 @@ fi
 
 ruff check .
 ruff format --check .
+mypy diabetes_mlops
 # --noserver: without it a CodeNarc server stays running after the lint
 .tools/groovy-lint/node_modules/.bin/npm-groovy-lint --config recommended-jenkinsfile --noserver --failon error \
     --loglevel error --output txt Jenkinsfile jenkins/vars jenkins/src

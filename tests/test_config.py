@@ -46,6 +46,12 @@ def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
         load_settings(config)
 
 
+def test_unknown_argument_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="argument alpah: unknown setting 'alpah'") as raised:
+        load_settings(home=tmp_path, alpah=1.0)
+    assert raised.value.key == "alpah"
+
+
 def test_scoring_key_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIABETES_MLOPS_SCORING_KEY", "s3cret-value")
     settings = load_settings()

@@ -45,3 +45,9 @@ def test_the_quick_start_installs_into_a_venv_then_tests_as_ci_does() -> None:
     assert first.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
     assert first.endswith("pip install . && diabetes-mlops run")
     assert second == "bash scripts/test.sh" and "bash scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_monitoring_imports_nothing_from_the_pipelines() -> None:
+    """Monitoring finds the training data through ``datasets``, not through the orchestration."""
+    modules = (REPO / "diabetes_mlops" / "monitoring").glob("*.py")
+    assert [path.name for path in modules if "diabetes_mlops.pipelines" in path.read_text()] == []

@@ -16,7 +16,7 @@ from diabetes_mlops.monitoring.drift import drift_report
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry
-from diabetes_mlops.report import PLOTS
+from diabetes_mlops.runs import PLOTS
 from tests.test_drift import builtin_features, log_rows
 
 DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from diabetes_mlops import pipelines, report
-from diabetes_mlops.artifacts import MODEL_FILE
+from diabetes_mlops import runs
 from diabetes_mlops.config import ENV_PREFIX, Settings
 from tests.conftest import REPO
 
@@ -32,14 +31,15 @@ def test_every_variable_the_package_reads_is_listed_with_the_settings() -> None:
 def test_the_home_layout_names_every_file_a_run_writes() -> None:
     layout = README[README.index("## Where things are") :]
     run_files = [
-        MODEL_FILE,
-        pipelines.TRAIN_FILE,
-        pipelines.TEST_SPLIT_FILE,
-        pipelines.VALIDATION_FILE,
-        pipelines.REGISTERED_FILE,
-        "evaluation.json",
-        "model_card.md",
-        *report.PLOTS,
+        runs.MODEL_FILE,
+        runs.TRAIN_FILE,
+        runs.TEST_SPLIT_FILE,
+        runs.VALIDATION_FILE,
+        runs.REGISTERED_FILE,
+        runs.EVALUATION_FILE,
+        runs.MODEL_CARD,
+        runs.MLFLOW_FILE,
+        *runs.PLOTS,
     ]
     assert [name for name in run_files if name not in layout] == []
     assert "undeploy --all" in layout and "DIABETES_MLOPS_RUNTIME_DIR" in layout

@@ -26,11 +26,11 @@ from diabetes_mlops.monitoring.drift import (
     compare_column,
     drift_report,
     parse_since,
-    psi,
     read_logged_rows,
 )
-from diabetes_mlops.monitoring.due import last_verdict
+from diabetes_mlops.monitoring.statistics import psi
 from diabetes_mlops.monitoring.store import LocalLogStore
+from diabetes_mlops.monitoring.verdict import Verdict
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry
 
@@ -170,8 +170,8 @@ def test_a_shifted_feature_is_reported_with_a_plot(champion: Settings, tmp_path:
     assert set(report.drifted) <= {"bmi", PREDICTION}
     assert (tmp_path / "r" / "bmi.png").read_bytes().startswith(b"\x89PNG")
     assert "bmi.png" in (tmp_path / "r" / "drift.md").read_text()
-    verdict = last_verdict(champion)
-    assert verdict is not None and verdict["status"] == STATUS_DRIFT and "bmi" in verdict["drifted"]
+    verdict = Verdict.last(champion)
+    assert verdict is not None and verdict.status == STATUS_DRIFT and "bmi" in verdict.drifted
 
 
 def test_too_few_rows_is_said_plainly_and_is_not_drift(champion: Settings, tmp_path: Path) -> None:

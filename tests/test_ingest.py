@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.data import COLUMNS, FEATURES, TARGET, fingerprint, load_builtin, merge_batches
+from diabetes_mlops.datasets import training_data
 from diabetes_mlops.errors import DataError
 from diabetes_mlops.ingest import ingest_file, ingest_labels, join_labels
 from diabetes_mlops.monitoring.store import LocalLogStore
-from diabetes_mlops.pipelines import training_data
 from diabetes_mlops.snapshots import read_manifest, snapshot_path
 from diabetes_mlops.strategies import InvalidFrame, invalid_frames, valid_frames
 

@@ -95,7 +95,8 @@ def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Jenkins names run directories ``build-N``: evaluation times decide what came after an alarm, not names."""
-    from diabetes_mlops.pipelines import evaluate_step, register_step, train_step, training_data
+    from diabetes_mlops.datasets import training_data
+    from diabetes_mlops.pipelines import evaluate_step, register_step, train_step
 
     registry = open_registry(settings)
     run_dir = settings.runs_dir / "build-1"
@@ -116,14 +117,16 @@ def test_a_run_evaluated_before_the_alarm_does_not_handle_it_whatever_its_name(
 
 def test_a_run_trained_but_never_evaluated_does_not_count_as_tried(settings: Settings, tmp_path: Path) -> None:
     """New data stays due while the only run on it stopped after training (an evaluation decides, not a train)."""
-    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data
+    from diabetes_mlops.datasets import training_data
+    from diabetes_mlops.pipelines import train_step
+    from diabetes_mlops.runs import RunDir
 
     retrain(settings)
     batch = load_builtin().sample(40, random_state=2)
     batch["s3"] += 0.5
     batch.to_csv(tmp_path / "b.csv", index=False)
     ingest_file(settings, tmp_path / "b.csv")
-    run_dir = new_run_dir(settings)
+    run_dir = RunDir.create(settings).path
     train_step(settings, training_data(settings), run_dir)
     assert (run_dir / "train.json").is_file() and not (run_dir / "evaluation.json").exists()
     due = retrain_due(settings, open_registry(settings))

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from diabetes_mlops import tracking
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.registry import open_registry
-from diabetes_mlops.report import MODEL_CARD, PLOTS
+from diabetes_mlops.runs import MODEL_CARD, PLOTS
 from tests.unimportable import env_without
 
 Cli = Callable[..., object]

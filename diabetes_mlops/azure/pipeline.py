@@ -71,15 +71,19 @@ def retrain_pipeline(settings: Settings, package_uri: str) -> PipelineJob:
         data["data"] = Input(type="uri_file", path=settings.azure_training_data, mode="download")
 
     # No annotations: the dsl reads them as input types, and this module's are strings.
-    @pipeline(name="diabetes_retrain", description="diabetes-mlops: train, evaluate, register if better")
-    def retrain(package):  # type: ignore[no-untyped-def]
+    @pipeline(
+        None,
+        name="diabetes_retrain",
+        description="diabetes-mlops: train, evaluate, register if better",
+        default_compute=settings.azure_compute_name,
+    )
+    def retrain(package):
         trained = train(package=package, **data)
         evaluated = evaluate(package=package, run_dir=trained.outputs.run_dir)
         registered = register(package=package, run_dir=evaluated.outputs.run_dir)
         return {"run_dir": registered.outputs.run_dir}
 
     job = retrain(package=Input(type="uri_file", path=package_uri, mode="download"))
-    job.settings.default_compute = settings.azure_compute_name
     job.experiment_name = settings.azure_experiment
     job.tags = {"created_by": "diabetes-mlops"}
     return job

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops.azure.clients import default_credential
+from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -78,6 +79,8 @@ def run_retrain_pipeline(
     client, files = _workspace(settings, credential)
     ensure(client, settings)
     job = submit_pipeline(client, retrain_pipeline(settings, upload_source(files)))
+    if job.name is None:
+        raise MlopsError("Azure ML accepted the retraining pipeline without naming its job")
     status = str(job.status)
     if wait:
         status = wait_for_job(client, job.name, settings.azure_job_timeout)

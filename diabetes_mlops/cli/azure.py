@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from diabetes_mlops.cli.base import Context, main, pass_context, reported
+from diabetes_mlops.cli.base import Context, main, pass_context, reported, run_dir_option
 
 
 @main.group()
@@ -31,15 +31,15 @@ def compute(obj: Context) -> None:
 
 @azure.command()
 @click.option("--data", help="Training data: a local file, a datastore URI or azureml:<asset>@latest.")
-@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), envvar="DIABETES_MLOPS_RUN_DIR")
+@run_dir_option
 @pass_context
 @reported
 def train(obj: Context, data: str | None, run_dir: Path | None) -> None:
     """Run `train` as an Azure ML command job and download its run directory."""
     from diabetes_mlops.azure.targets import train as train_remote
-    from diabetes_mlops.pipelines import new_run_dir
+    from diabetes_mlops.runs import RunDir
 
-    run_dir = run_dir or new_run_dir(obj.settings)
+    run_dir = run_dir or RunDir.create(obj.settings).path
     result = train_remote(obj.settings, run_dir, data)
     obj.emit(result.to_dict(), f"job {result.job_name} completed\nrun: {result.run_dir}")
 

@@ -126,7 +126,9 @@ def deploy(obj: Context, env: str, target: str | None, model_ref: str, port: int
     from diabetes_mlops.deploy.targets import open_target
     from diabetes_mlops.registry import parse_model_ref
 
-    settings = replace(obj.settings, **{f"{env}_port": port}) if port else obj.settings
+    settings = obj.settings
+    if port:
+        settings = replace(settings, qa_port=port) if env == "qa" else replace(settings, production_port=port)
     name, ref = parse_model_ref(model_ref, settings.model_name)
     registry = obj.registry()
     entry = registry.get(name, ref)

@@ -16,6 +16,7 @@ from diabetes_mlops.cli.base import (
     reported,
     run_dir_option,
 )
+from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.monitoring.due import RetrainDue
@@ -30,11 +31,12 @@ if TYPE_CHECKING:
 @reported
 def validate_data(obj: Context, path: Path | None, report_path: Path | None, features_only: bool) -> int:
     """Check a CSV/Parquet table (default: the training data) against the schema; exit 1 when it fails."""
-    from diabetes_mlops.pipelines import training_data, training_source
+    from diabetes_mlops.datasets import current
     from diabetes_mlops.schema import validate_file, validate_frame
 
     if path is None:
-        report = validate_frame(training_data(obj.settings), source=training_source(obj.settings))
+        data = current(obj.settings)
+        report = validate_frame(data.frame, source=data.source)
     else:
         report = validate_file(path, with_target=not features_only)
     report_path = report_path or obj.settings.home / "validation.json"
@@ -55,12 +57,13 @@ def validate_data(obj: Context, path: Path | None, report_path: Path | None, fea
 @reported
 def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir: Path | None) -> int:
     """Validate the data and train a challenger into a run directory (on Azure: a command job)."""
-    from diabetes_mlops.pipelines import new_run_dir, train_step, training_data, training_source, validate_step
+    from diabetes_mlops.datasets import current
+    from diabetes_mlops.pipelines import train_step, validate_step
 
     if if_due and not (due := _retrain_due(obj, source)).due:
         return _not_due(obj, due)
     if run_dir is None:
-        run_dir = new_run_dir(obj.settings)
+        run_dir = RunDir.create(obj.settings).path
     run_dir.mkdir(parents=True, exist_ok=True)
     if target == "azure":
         from diabetes_mlops.azure.targets import train as train_remote
@@ -68,9 +71,9 @@ def train(obj: Context, source: Path | None, target: str, if_due: bool, run_dir:
         remote = train_remote(obj.settings, run_dir, str(source) if source else None)
         obj.emit(remote.to_dict(), f"trained on Azure ML; outputs in {run_dir}")
         return 0
-    frame = training_data(obj.settings, source)
-    validate_step(obj.settings, frame, run_dir, training_source(obj.settings, source))
-    result = train_step(obj.settings, frame, run_dir)
+    data = current(obj.settings, source)
+    validate_step(obj.settings, data.frame, run_dir, data.source)
+    result = train_step(obj.settings, data.frame, run_dir)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     obj.emit({"run_dir": str(run_dir), **result.to_dict()}, f"trained challenger: {metrics}\nrun: {run_dir}")
     return 0
@@ -89,9 +92,8 @@ def _not_due(obj: Context, due: RetrainDue) -> int:
 
 
 def _resolve_run_dir(obj: Context, run_dir: Path | None) -> Path:
-    from diabetes_mlops.pipelines import latest_run_dir
 
-    return run_dir if run_dir is not None else latest_run_dir(obj.settings)
+    return run_dir if run_dir is not None else RunDir.latest_trained(obj.settings).path
 
 
 @main.command()
@@ -107,7 +109,7 @@ def evaluate(obj: Context, run_dir: Path | None) -> int:
     verdict = "promote the challenger" if evaluation.decision.promote else "keep the champion"
     obj.emit(
         {"run_dir": str(run_dir), **evaluation.to_dict()},
-        f"{verdict}: {evaluation.decision.reason}\nreport: {run_dir / 'model_card.md'}",
+        f"{verdict}: {evaluation.decision.reason}\nreport: {RunDir(run_dir).model_card}",
     )
     return 0 if evaluation.decision.promote else EXIT_CHAMPION_KEPT
 
@@ -131,11 +133,11 @@ def register(obj: Context, run_dir: Path | None) -> int:
 
 def _retrain_text(outcome: RetrainOutcome) -> str:
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in outcome.evaluation.challenger.items())
-    if outcome.kept_champion:
+    if outcome.registered is None:
         head = f"champion kept (version {outcome.evaluation.champion_version}): {outcome.evaluation.decision.reason}"
     else:
         head = f"registered {outcome.registered.name} version {outcome.registered.version} as champion"
-    return f"{head}\nchallenger metrics: {metrics}\nreport: {outcome.run_dir / 'model_card.md'}"
+    return f"{head}\nchallenger metrics: {metrics}\nreport: {outcome.model_card.path}"
 
 
 @main.command()

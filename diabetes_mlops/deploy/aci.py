@@ -18,7 +18,7 @@ from diabetes_mlops.errors import ConfigError, DeployError
 
 if TYPE_CHECKING:
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
-    from azure.mgmt.containerinstance.models import ContainerGroup, ImageRegistryCredential
+    from azure.mgmt.containerinstance.models import ContainerGroup, ContainerProbe, ImageRegistryCredential
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
     from diabetes_mlops.config import Settings
@@ -60,8 +60,15 @@ def container_group(settings: Settings, published: Published, credential: ImageR
     """The group: one container, CPU and memory from settings, probes on /ready and /health, public port 8000."""
     from azure.mgmt.containerinstance import models as m
 
-    port = SERVICE_PORT
-    probe = {"initial_delay_seconds": 5, "period_seconds": 10, "failure_threshold": 3, "timeout_seconds": 5}
+    if published.image is None:
+        raise DeployError(f"{published.name} version {published.version} has no published image")
+
+    def probe(path: str) -> ContainerProbe:
+        http = m.ContainerHttpGet(path=path, port=SERVICE_PORT, scheme="http")
+        return m.ContainerProbe(
+            http_get=http, initial_delay_seconds=5, period_seconds=10, failure_threshold=3, timeout_seconds=5
+        )
+
     container = m.Container(
         name="scoring",
         image=published.image,
@@ -75,8 +82,8 @@ def container_group(settings: Settings, published: Published, credential: ImageR
             else m.EnvironmentVariable(name=v.name, value=v.value)
             for v in container_environment(settings, SERVICE_PORT)
         ],
-        readiness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/ready", port=port, scheme="http"), **probe),
-        liveness_probe=m.ContainerProbe(http_get=m.ContainerHttpGet(path="/health", port=port, scheme="http"), **probe),
+        readiness_probe=probe("/ready"),
+        liveness_probe=probe("/health"),
     )
     identity = None
     if credential.identity:

@@ -45,9 +45,10 @@ def kube_client(settings: Settings, client: ContainerServiceClient, credential: 
 
     group = settings.azure_aks_resource_group or require(settings, "azure_resource_group")
     result = client.managed_clusters.list_cluster_user_credentials(group, require(settings, "azure_aks_cluster"))
-    if not result.kubeconfigs:
+    value = result.kubeconfigs[0].value if result.kubeconfigs else None
+    if not value:
         raise DeployError(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
-    kubeconfig = yaml.safe_load(bytes(result.kubeconfigs[0].value))
+    kubeconfig = yaml.safe_load(bytes(value))
     for user in kubeconfig.get("users") or []:
         if "exec" in (user.get("user") or {}):
             user["user"] = {"token": credential.get_token(AKS_SERVER_SCOPE).token}
@@ -162,10 +163,13 @@ def served_model(api: ApiClient, namespace: str) -> tuple[str, int, str] | None:
         if exc.status == 404:
             return None
         raise
-    name, _, version = (found.metadata.annotations or {}).get(MODEL_ANNOTATION, "").rpartition(":")
-    if not name or not version.isdigit():
+    annotations = (found.metadata and found.metadata.annotations) or {}
+    name, _, version = annotations.get(MODEL_ANNOTATION, "").rpartition(":")
+    pod = found.spec.template.spec if found.spec else None
+    image = pod.containers[0].image if pod and pod.containers else None
+    if not name or not version.isdigit() or image is None:
         return None
-    return name, int(version), found.spec.template.spec.containers[0].image
+    return name, int(version), image
 
 
 def apply(settings: Settings, api: ApiClient, published: Published) -> None:
@@ -174,7 +178,7 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
     The namespace is created only when it is missing (which needs a cluster-wide role); a role bound in the
     namespace alone is enough for every deployment after that.
     """
-    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
+    from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, V1Namespace, V1ObjectMeta
     from kubernetes.client.exceptions import ApiException
 
     ns = settings.azure_aks_namespace
@@ -191,7 +195,7 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        core.create_namespace(V1Namespace(api_version="v1", kind="Namespace", metadata=V1ObjectMeta(name=ns)))
         core.patch_namespaced_secret(SECRET, ns, secret, **_apply_options())
     AppsV1Api(api).patch_namespaced_deployment(APP, ns, deployment_manifest(settings, published), **_apply_options())
     core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
@@ -213,7 +217,7 @@ def wait_for_rollout(api: ApiClient, namespace: str, timeout: float, poll_second
                 progress.update(f"{status.available_replicas or 0}/{wanted} replicas available")
             if (
                 status is not None
-                and (status.observed_generation or 0) >= (found.metadata.generation or 0)
+                and (status.observed_generation or 0) >= ((found.metadata and found.metadata.generation) or 0)
                 and (status.updated_replicas or 0) == wanted
                 and (status.available_replicas or 0) == wanted
                 and (status.replicas or 0) == wanted  # old pods gone

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import diabetes_mlops
 from diabetes_mlops.artifacts import MODEL_FILE, verify_model
+from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
@@ -72,7 +73,7 @@ CMD {command}
 
 def bundle_dir(settings: Settings, name: str, version: int, run_dir: Path | None = None) -> Path:
     """Where a version's scoring bundle is written: in the run directory when there is one."""
-    return run_dir / "bundle" if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
+    return RunDir(run_dir).bundle if run_dir is not None else settings.home / "bundles" / f"{name}-{version}"
 
 
 def pinned_requirements(azure: bool = False, trained_with: dict[str, str] | None = None) -> list[str]:

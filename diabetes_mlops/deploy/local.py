@@ -13,11 +13,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from diabetes_mlops.deploy import runtime
 from diabetes_mlops.deploy.ports import check_free
-from diabetes_mlops.deploy.state import DeploymentState, pid_alive
+from diabetes_mlops.deploy.state import DeploymentState, State, pid_alive
 from diabetes_mlops.deploy.targets.base import ENVIRONMENTS, check_environment
 from diabetes_mlops.errors import DeployError
 
@@ -48,7 +48,7 @@ def _state(settings: Settings, env: str) -> DeploymentState:
     return DeploymentState(settings.home, check_environment(env))
 
 
-def _supervisor(current: dict[str, Any]) -> int | None:
+def _supervisor(current: State) -> int | None:
     """The pid of the supervisor a state names, if it runs."""
     pid = current.get("supervisor_pid")
     return pid if pid_alive(pid) else None
@@ -90,7 +90,8 @@ def deploy(settings: Settings, env: str, name: str, version: int, port: int | No
     replace_in_place = old_pid is not None and before.get("port") == port
     if not replace_in_place:
         check_free(port)
-    generation = int((before.get("desired") or {}).get("generation", 0)) + 1
+    asked = before.get("desired")
+    generation = (asked["generation"] if asked else 0) + 1
     state.update(desired={"name": name, "version": version, "generation": generation, "port": port}, error=None)
     started = None
     if not replace_in_place:
@@ -117,21 +118,20 @@ def deploy(settings: Settings, env: str, name: str, version: int, port: int | No
     return Deployment(env, now["url"], name, version, now["active"]["pid"], home=str(state.dir.parent))
 
 
-def _wait_until_active(
-    state: DeploymentState, generation: int, started: subprocess.Popen[bytes] | None
-) -> dict[str, Any]:
+def _wait_until_active(state: DeploymentState, generation: int, started: subprocess.Popen[bytes] | None) -> State:
     """The state once ``generation`` serves; DeployError with the reason as soon as it cannot."""
     deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         now = state.read()
-        if (now.get("active") or {}).get("generation") == generation:
+        active, failure = now.get("active"), now.get("error")
+        if active and active["generation"] == generation:
             return now
-        if (now.get("error") or {}).get("generation") == generation:
-            raise DeployError(now["error"]["message"])
+        if failure and failure["generation"] == generation:
+            raise DeployError(failure["message"])
         supervisor_gone = started is not None and started.poll() is not None
-        if supervisor_gone or (now.get("supervisor_pid") and not pid_alive(now["supervisor_pid"])):
-            error = state.read().get("error") or {}
-            raise DeployError(error.get("message") or f"the deployment process exited; see {state.log_path}")
+        if supervisor_gone or (now.get("supervisor_pid") and not pid_alive(now.get("supervisor_pid"))):
+            last = state.read().get("error")
+            raise DeployError(last["message"] if last else f"the deployment process exited; see {state.log_path}")
         time.sleep(0.1)
     raise DeployError(f"not ready after {DEPLOY_TIMEOUT_SECONDS:.0f} s; see {state.log_path}")
 

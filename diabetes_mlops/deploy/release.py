@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from diabetes_mlops.deploy.targets import DeployTarget, Endpoint, Published, open_target
 from diabetes_mlops.errors import DeployError, RegistryError
 from diabetes_mlops.files import write_atomic
+from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
@@ -198,7 +199,7 @@ def release(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         for outcome in outcomes:
-            (run_dir / f"release-{outcome.stage}.json").write_text(json.dumps(outcome.to_dict(), indent=2))
+            RunDir(run_dir).release(outcome.stage).write_text(json.dumps(outcome.to_dict(), indent=2))
     if len(outcomes) == 1:
         return outcomes[0]
     qa, production = outcomes

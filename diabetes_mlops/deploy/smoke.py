@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 REFERENCE_PAYLOAD = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}
@@ -35,7 +36,7 @@ class _CheckFailed(Exception):
     pass
 
 
-def _request(url: str, key: str | None, body: dict[str, object] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(url: str, key: str | None, body: Mapping[str, object] | None = None) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if data:

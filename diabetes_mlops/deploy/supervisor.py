@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from diabetes_mlops.deploy.ports import PortInUse, listen
-from diabetes_mlops.deploy.state import DeploymentState
+from diabetes_mlops.deploy.state import DeploymentState, Desired
 
 POLL_SECONDS = 0.1
 READY_TIMEOUT_SECONDS = 120.0
@@ -40,9 +40,9 @@ class Supervisor:
         self.listener = listen("127.0.0.1", port)
         self.listener.set_inheritable(True)
 
-    def _start(self, desired: dict[str, object]) -> subprocess.Popen[bytes] | None:
+    def _start(self, desired: Desired) -> subprocess.Popen[bytes] | None:
         """Start a server for ``desired`` on the shared socket; None when it did not become ready."""
-        generation = int(desired["generation"])  # type: ignore[call-overload]
+        generation = desired["generation"]
         ready = self.state.path.with_suffix(f".ready-{generation}")
         ready.unlink(missing_ok=True)
         args = [
@@ -71,14 +71,14 @@ class Supervisor:
         self.state.update(supervisor_pid=os.getpid(), port=self.port, url=f"http://127.0.0.1:{self.port}")
         while not self.stopping:
             current = self.state.read()
-            desired, active = current.get("desired"), current.get("active") or {}
-            failed = (current.get("error") or {}).get("generation")
+            desired, active, failure = current.get("desired"), current.get("active"), current.get("error")
+            failed = failure["generation"] if failure else None
             child_died = self.child is not None and self.child.poll() is not None
             if (
                 desired
                 and desired.get("port", self.port) == self.port
                 and desired["generation"] != failed
-                and (desired["generation"] != active.get("generation") or child_died)
+                and (active is None or desired["generation"] != active["generation"] or child_died)
             ):
                 new = self._start(desired)
                 if new is not None:
@@ -118,7 +118,8 @@ def main() -> None:
         supervisor = Supervisor(args.home, args.env, args.port)
     except PortInUse as exc:
         state = DeploymentState(args.home, args.env)
-        generation = (state.read().get("desired") or {}).get("generation")
+        desired = state.read().get("desired")
+        generation = desired["generation"] if desired else None
         state.update(error={"generation": generation, "message": str(exc)})
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

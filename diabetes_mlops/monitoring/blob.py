@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,7 +25,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.monitoring.records import encode_record
+from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PREFIX = "scoring"
 RETRY_AFTER_SECONDS = 30.0
-UPLOAD_INTERVAL_SECONDS = 60.0
 
 
 def _hour_path(time_text: str) -> str:
@@ -54,7 +54,7 @@ class BlobLogStore:
         spool_dir: Path,
         prefix: str = DEFAULT_PREFIX,
         retry_after: float = RETRY_AFTER_SECONDS,
-        upload_interval: float = UPLOAD_INTERVAL_SECONDS,
+        upload_interval: float = DEFAULTS.scoring_log_upload_interval,
     ) -> None:
         self.container = container
         self.spool_dir = Path(spool_dir)
@@ -62,7 +62,7 @@ class BlobLogStore:
         self.retry_after = retry_after
         self.upload_interval = upload_interval
         self._open: dict[str, tuple[Path, float]] = {}  # hour -> (batch file still filling, when it was opened)
-        self.writer_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+        self.writer_id = new_id()
         self._seq = 0
         self._lock = threading.Lock()
         self._container_ready = False
@@ -77,17 +77,22 @@ class BlobLogStore:
         from diabetes_mlops.azure.clients import default_credential, require
 
         # Few, quick retries: an outage should make writes spool, not make the scoring request wait.
-        options = {"retry_total": 1, "connection_timeout": 5, "read_timeout": 30}
         if settings.azure_storage_connection_string:
             container = ContainerClient.from_connection_string(
-                settings.azure_storage_connection_string, settings.azure_storage_container, **options
+                settings.azure_storage_connection_string,
+                settings.azure_storage_container,
+                retry_total=1,
+                connection_timeout=5,
+                read_timeout=30,
             )
         else:
             container = ContainerClient(
                 require(settings, "azure_storage_account_url"),
                 settings.azure_storage_container,
                 credential=credential or default_credential(settings),
-                **options,
+                retry_total=1,
+                connection_timeout=5,
+                read_timeout=30,
             )
         return cls(container, settings.logs_dir / "blob-spool", upload_interval=settings.scoring_log_upload_interval)
 
@@ -188,7 +193,7 @@ class BlobLogStore:
                 if hour >= floor_hour:
                     by_hour.setdefault(hour, []).append(blob.name)
         for hour in sorted(by_hour):
-            records = []
+            records: list[dict[str, object]] = []
             for name in sorted(by_hour[hour]):
                 data = self.container.download_blob(name).readall()
                 records.extend(orjson.loads(line) for line in data.splitlines() if line.strip())

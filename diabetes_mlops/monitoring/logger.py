@@ -11,18 +11,22 @@ from datetime import UTC, datetime
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.monitoring.records import scoring_record
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from diabetes_mlops.monitoring.store import LogSink
+    from diabetes_mlops.monitoring.sinks import LogSink
+
+    # What the request path queues: request id, time, (model, version), inputs, predictions, latency,
+    # traceparent, synthetic.
+    _Pending = tuple[str, float, tuple[str, int], np.ndarray | bytes, np.ndarray, float, str | None, bool]
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.05
 RETRY_INTERVAL_SECONDS = 1.0
 REPORT_INTERVAL_SECONDS = 60.0
-MAX_UNWRITTEN_RECORDS = 50_000
 
 
 @functools.lru_cache(maxsize=4)
@@ -59,7 +63,7 @@ class ScoringLogger:
         self,
         sink: LogSink,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
-        max_unwritten: int = MAX_UNWRITTEN_RECORDS,
+        max_unwritten: int = DEFAULTS.scoring_log_buffer,
         report_interval: float = REPORT_INTERVAL_SECONDS,
     ) -> None:
         self.sink = sink
@@ -71,7 +75,7 @@ class ScoringLogger:
         self._unwritten: list[dict[str, object]] = []
         self._retry_at = 0.0
         self._reported_at = -math.inf
-        self._pending: deque[tuple] = deque()  # type: ignore[type-arg]
+        self._pending: deque[_Pending] = deque()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scoring-log-writer", daemon=True)
         self._thread.start()
@@ -99,7 +103,7 @@ class ScoringLogger:
         self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
 
     @staticmethod
-    def _record(item: tuple) -> dict[str, object]:  # type: ignore[type-arg]
+    def _record(item: _Pending) -> dict[str, object]:
         request_id, time, (name, version), inputs, predictions, latency_ms, traceparent, synthetic = item
         return scoring_record(
             request_id, _iso_utc(time), name, version, inputs, predictions, latency_ms, traceparent, synthetic

@@ -1,13 +1,24 @@
-"""The log sink the settings name: local JSON-lines files by default."""
+"""Log sinks: the ``LogSink`` protocol, and the sink the settings name (``store.py`` local, ``blob.py`` Azure)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from diabetes_mlops.monitoring.store import LocalLogStore, LogSink
+from diabetes_mlops.monitoring.store import LocalLogStore
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from datetime import datetime
+
     from diabetes_mlops.config import Settings
+
+
+class LogSink(Protocol):
+    """Where scoring records go, and where drift and retraining read them back."""
+
+    def write(self, records: Iterable[dict[str, object]]) -> None: ...
+
+    def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]: ...
 
 
 def open_log_sink(settings: Settings) -> LogSink:

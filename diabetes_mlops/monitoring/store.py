@@ -6,21 +6,12 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import orjson
 
 from diabetes_mlops.monitoring.records import encode_record
 
 FILE_PREFIX = "scoring-"
-
-
-class LogSink(Protocol):
-    """Where scoring records go, and where drift and retraining read them back."""
-
-    def write(self, records: Iterable[dict[str, object]]) -> None: ...
-
-    def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]: ...
 
 
 def _append_whole(fd: int, data: bytes) -> None:

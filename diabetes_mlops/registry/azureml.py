@@ -49,6 +49,13 @@ def _alias_tag(alias: str) -> str:
     return f"alias.{alias}"
 
 
+def _number(entity: Model) -> int:
+    """A registered model's version number (Azure ML gives versions as strings)."""
+    if entity.version is None:
+        raise RegistryError(f"model {entity.name} has a version without a number")
+    return int(entity.version)
+
+
 class AzureMLRegistry:
     """A ``Registry`` whose versions live in an Azure ML workspace and whose files live in its datastore."""
 
@@ -72,7 +79,7 @@ class AzureMLRegistry:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return sorted(self.ml_client.models.list(name=name), key=lambda m: int(m.version))
+            return sorted(self.ml_client.models.list(name=name), key=_number)
         except ResourceNotFoundError:
             return []
 
@@ -89,7 +96,7 @@ class AzureMLRegistry:
         raw = (entity.properties or {}).get(METADATA_PROPERTY)
         if raw is None:
             raise RegistryError(f"model {entity.name}:{entity.version} was not registered by diabetes-mlops")
-        return ModelVersion.from_dict({**json.loads(raw), "name": entity.name, "version": int(entity.version)})
+        return ModelVersion.from_dict({**json.loads(raw), "name": entity.name, "version": _number(entity)})
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         return [self._to_version(e) for e in self._entities(name)]
@@ -105,7 +112,7 @@ class AzureMLRegistry:
         return {alias: entity for alias, (_, entity) in best.items()}
 
     def aliases(self, name: str) -> dict[str, int]:
-        return {alias: int(entity.version) for alias, entity in self._holders(name).items()}
+        return {alias: _number(entity) for alias, entity in self._holders(name).items()}
 
     def resolve(self, name: str, ref: VersionRef) -> int:
         """The version number a reference names: a number, an alias, or ``latest``."""
@@ -115,7 +122,7 @@ class AzureMLRegistry:
             entities = self._entities(name)
             if not entities:
                 raise unresolved(name, ref)
-            return int(entities[-1].version)
+            return _number(entities[-1])
         aliases = self.aliases(name)
         if ref not in aliases:
             raise unresolved(name, ref)
@@ -245,7 +252,7 @@ class AzureMLRegistry:
             for alias in ALIASES:
                 for item in filter(None, (entity.tags or {}).get(f"{_alias_tag(alias)}.log", "").split(";")):
                     action, _, time = item.partition("@")
-                    moves.append({"time": time, "alias": alias, "version": int(entity.version), "action": action})
+                    moves.append({"time": time, "alias": alias, "version": _number(entity), "action": action})
         moves.sort(key=lambda m: m["time"])
         holder: dict[str, int | None] = {}
         for move in moves:

@@ -50,7 +50,7 @@ class ServiceMetrics:
         self.rows = Counter("scoring_rows", "Rows scored.", registry=self.registry)
         self._by_status: dict[int, Counter] = {}
         if logger is not None:
-            self.registry.register(_LogCollector(logger))  # type: ignore[arg-type]
+            self.registry.register(_LogCollector(logger))
 
     def count(self, response: Response) -> Response:
         """Count ``response`` under its status and hand it back."""

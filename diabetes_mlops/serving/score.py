@@ -15,7 +15,6 @@ from diabetes_mlops.serving.model import METADATA_FILE, ServedModel
 from diabetes_mlops.serving.parsing import InputError, parse_body
 from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 
-MAX_ROWS = 10_000
 _scorer: Scorer | None = None
 
 
@@ -30,7 +29,7 @@ def _model_dir() -> Path:
 def init() -> None:
     """Load and verify the model once per worker; the server that runs us logs the requests."""
     global _scorer
-    _scorer = Scorer(ServedModel.from_dir(_model_dir()), ServiceConfig(max_rows=MAX_ROWS))
+    _scorer = Scorer(ServedModel.from_dir(_model_dir()), ServiceConfig())
 
 
 def _error(status: int, message: str) -> Any:
@@ -47,7 +46,7 @@ def run(raw_data: str | bytes) -> Any:
     if _scorer is None:
         return _error(503, "model not loaded: init() has not run")
     try:
-        parsed = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, MAX_ROWS)
+        parsed = parse_body(raw_data.encode() if isinstance(raw_data, str) else raw_data, _scorer.config.max_rows)
     except InputError as exc:
         return _error(exc.status, exc.message)
     predictions = _scorer.score(parsed.matrix, _scorer.begin({}))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.serving.parsing import InputError
 
 if TYPE_CHECKING:
@@ -34,10 +35,10 @@ class ServiceConfig:
     The key is compared in constant time and never logged.
     """
 
-    max_body_bytes: int = 1024 * 1024
-    max_rows: int = 10_000
+    max_body_bytes: int = DEFAULTS.max_body_bytes
+    max_rows: int = DEFAULTS.max_rows
     key: str | None = None
-    log_required: bool = False
+    log_required: bool = DEFAULTS.scoring_log_required
 
 
 @dataclass(slots=True)

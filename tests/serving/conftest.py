@@ -31,11 +31,15 @@ def register_model(settings: Settings, alpha: float = 1.0) -> int:
 
 @dataclass
 class Server:
-    """A scoring server process and how to reach it."""
+    """A scoring server process, how to reach it, and the file its stderr goes to."""
 
     url: str
     process: subprocess.Popen[str]
     settings: Settings
+    log: Path
+
+    def stderr(self) -> str:
+        return self.log.read_text()
 
     def stop(self) -> None:
         """SIGTERM, as a supervisor or an orchestrator stops it, and wait for a clean exit."""
@@ -44,10 +48,10 @@ class Server:
             self.process.wait(timeout=60)
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
+        assert process.poll() is None, log.read_text() if log else f"exit code {process.returncode}"
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                 return
@@ -68,16 +72,20 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         if not LocalRegistry(settings.registry_dir).list_versions(settings.model_name):
             register_model(settings)
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "diabetes_mlops", "serve", "--model", "latest", "--port", str(port)],
-            env=variables,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        server = Server(f"http://127.0.0.1:{port}", process, load_settings(home=home))
+        # A file, not a pipe nobody reads: a server that logs many tracebacks would block on a full pipe and
+        # hang the tests instead of failing them.
+        log = tmp_path_factory.mktemp("server") / "stderr.log"
+        with open(log, "w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "diabetes_mlops", "serve", "--model", "latest", "--port", str(port)],
+                env=variables,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, load_settings(home=home), log)
         servers.append(server)
-        wait_ready(server.url, process)
+        wait_ready(server.url, process, log=log)
         return server
 
     yield start

@@ -18,6 +18,8 @@ from tests.serving.conftest import Server
 
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 JSON_HEADERS = {"Content-Type": "application/json"}
+COLUMNS = json.dumps(list(FEATURES))
+REVERSED = json.dumps(list(reversed(FEATURES)))
 
 
 def post(server: Server, body: bytes | str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -54,6 +56,20 @@ BAD_BODIES = [
     ('{"input_data": {"columns": ["age"], "data": [[1]]}}', 400, "input_data.columns: missing column 'sex'"),
     ('{"input_data": {"columns": ["agee"], "data": [[1]]}}', 400, "input_data.columns: unknown column 'agee'"),
     ('{"input_data": [[1]]}', 400, "input_data: expected an object"),
+    ('{"input_data": {"columns": ' + COLUMNS + "}}", 400, "input_data: expected an object with 'columns' and 'data'"),
+    ('{"input_data": {"columns": "age", "data": [[1]]}}', 400, "input_data.columns: expected a list of column names"),
+    ('{"input_data": {"columns": [1], "data": [[1]]}}', 400, "input_data.columns: expected a list of column names"),
+    (
+        '{"input_data": {"columns": ' + COLUMNS + ', "data": [[1,2,3,4,5,6,7,8,9,10],[1,2,"x",4,5,6,7,8,9,10]]}}',
+        400,
+        "row 1, column 'bmi': expected a number, got a string",
+    ),
+    # The column named is the one the client sent in that position, not the model's.
+    (
+        '{"input_data": {"columns": ' + REVERSED + ', "data": [[1,2,null,4,5,6,7,8,9,10]]}}',
+        400,
+        "row 0, column 's4': expected a number, got null",
+    ),
 ]
 
 
@@ -112,6 +128,16 @@ bodies = st.one_of(
     ).map(lambda v: json.dumps(v).encode()),
     st.fixed_dictionaries(
         {"input_data": st.fixed_dictionaries({"columns": st.lists(st.sampled_from(FEATURES)), "data": json_values})}
+    ).map(lambda v: json.dumps(v).encode()),
+    # v2 bodies near the valid ones: every feature once, in any order, with rows of any values; or columns
+    # that are not a list of names; or no data at all.
+    st.fixed_dictionaries(
+        {
+            "input_data": st.fixed_dictionaries(
+                {"columns": st.permutations(FEATURES) | json_values},
+                optional={"data": st.lists(st.lists(json_values, min_size=9, max_size=11), min_size=1, max_size=3)},
+            )
+        }
     ).map(lambda v: json.dumps(v).encode()),
 )
 

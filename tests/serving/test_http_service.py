@@ -32,7 +32,7 @@ def test_key_is_required_when_configured(start_server: Callable[..., Server]) ->
     assert spec["paths"]["/score"]["post"]["security"] == [{"key": []}]
     assert spec["paths"]["/v2/models/{name}/infer"]["post"]["security"] == [{"key": []}]
     server.stop()
-    _, stderr = server.process.communicate()
+    stderr = server.stderr()
     logged = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
     assert KEY not in stderr and KEY not in logged and logged
 

@@ -74,7 +74,7 @@ def test_a_full_disk_is_counted_said_once_and_caught_up(start_server: Callable[.
         assert sample(server.url, "scoring_log_unwritten_records") == 0
         assert http.post("/score", json=ROW, headers={"X-Ms-Request-Id": "after"}).status_code == 200
     server.stop()
-    _, stderr = server.process.communicate()
+    stderr = server.stderr()
     assert stderr.count("cannot be written") == 1 and "Traceback" not in stderr, stderr
     assert "written again (30 records dropped" in stderr
     logged = [r["request_id"] for r in LocalLogStore(small_disk / "logs").read()]

@@ -14,7 +14,7 @@ from fake_azureml import WS_PATH
 from diabetes_mlops import tracking
 from diabetes_mlops.config import Settings
 from diabetes_mlops.registry import open_registry
-from diabetes_mlops.report import MODEL_CARD, PLOTS
+from diabetes_mlops.runs import MODEL_CARD, PLOTS
 from tests.simazure.service import TRACKING_HOST, SimAzure
 
 TRACKED = {

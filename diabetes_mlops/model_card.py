@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.data import FEATURES, TARGET
+from diabetes_mlops.runs import PLOTS, RunDir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -13,9 +14,6 @@ if TYPE_CHECKING:
 
     from diabetes_mlops.evaluate import Evaluation
     from diabetes_mlops.train import TrainResult
-
-MODEL_CARD = "model_card.md"
-PLOTS = ("predicted_vs_actual.png", "residuals.png", "champion_vs_challenger.png")
 
 
 def write_plots(run_dir: Path, challenger: Pipeline, champion: Pipeline | None, test: pd.DataFrame) -> list[Path]:
@@ -28,7 +26,7 @@ def write_plots(run_dir: Path, challenger: Pipeline, champion: Pipeline | None, 
     x, y = test.loc[:, list(FEATURES)], test[TARGET].to_numpy()
     predicted = challenger.predict(x)
     lo, hi = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
-    paths = [run_dir / name for name in PLOTS]
+    paths = RunDir(run_dir).plots
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(y, predicted, s=12, alpha=0.7)
@@ -96,6 +94,6 @@ Decision: **{verdict}**: {evaluation.decision.reason}.
 ## Intended use and limits
 For demonstrating an MLOps loop. Trained on 442 patients of one study; not for clinical decisions.
 """
-    path = run_dir / MODEL_CARD
+    path = RunDir(run_dir).model_card
     path.write_text(text)
     return path
