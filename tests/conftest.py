@@ -117,10 +117,12 @@ def appinsights() -> Iterator[Ingestion]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, every test on the simulated Azure runs in one worker: one SimAzure, its venvs built once."""
+    """Under pytest-xdist, tests on the simulated Azure share a worker and its SimAzure, whose venvs are built once;
+    the whole Jenkins path, the longest test by far, has a worker (and a SimAzure) of its own."""
     for item in items:
         if "simazure" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("simazure"))
+            whole_path = item.path.name == "test_pipeline_azure.py"
+            item.add_marker(pytest.mark.xdist_group("simazure-jenkins" if whole_path else "simazure"))
 
 
 @pytest.fixture(scope="session")

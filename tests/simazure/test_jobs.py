@@ -16,9 +16,8 @@ import pytest
 
 from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
-from diabetes_mlops.azure.clients import default_credential, ml_client
-from diabetes_mlops.azure.jobs import upload_source, wait_for_job
-from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
+from diabetes_mlops.azure.clients import CONFIG_FILE_FIELDS, default_credential, ml_client
+from diabetes_mlops.azure.jobs import wait_for_job
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.data import FEATURES, load_builtin
@@ -52,37 +51,6 @@ def test_a_tracked_training_job_runs_the_kit_from_its_wheel_through_a_not_respon
     assert {"key": "alpha", "value": "1.0"} in found["run"]["data"]["params"]
     assert any(m["key"] == "r2" and m["value"] == train["metrics"]["r2"] for m in found["run"]["data"]["metrics"])
     assert simazure.gateway.refused == []
-
-
-def test_the_scheduled_retraining_pipeline_registers_with_the_workspace_of_a_config_file(
-    simazure: SimAzure, azure_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The workspace named only by Azure ML's config.json, as a user downloads it from the studio.
-    config = tmp_path / "config.json"
-    scope = {
-        "subscription_id": azure_settings.azure_subscription_id,
-        "resource_group": azure_settings.azure_resource_group,
-        "workspace_name": azure_settings.azure_workspace,
-    }
-    config.write_text(json.dumps(scope))
-    settings = dataclasses.replace(
-        azure_settings,
-        azure_config_file=config,
-        azure_subscription_id=None,
-        azure_resource_group=None,
-        azure_workspace=None,
-        model_name="scheduled",
-    )
-    client = ml_client(settings, enable_telemetry=False)
-    files = DatastoreFiles.from_workspace(client, default_credential(settings))
-    create_schedule(client, retrain_schedule(settings, retrain_pipeline(settings, upload_source(files))))
-
-    job = simazure.workspace.trigger_schedule(settings.azure_schedule_name)
-    assert wait_for_job(client, job, timeout=900, poll_seconds=0.5) == "Completed", simazure.workspace.errors
-    # evaluate and register reached the registry as the compute's identity, with the azure extra installed.
-    versions = list(client.models.list(name="scheduled"))
-    assert [v.version for v in versions] == ["1"]
-    assert "registered scheduled version 1" in simazure.workspace.job_log(job)
 
 
 SUBMIT_FROM_WHEEL = """
@@ -122,10 +90,19 @@ def test_a_user_who_installed_the_wheel_can_ship_the_package_to_a_job(
 
 
 def test_the_retraining_pipeline_and_its_schedule_run_to_completion_from_the_cli(
-    simazure: SimAzure, simazure_env: dict[str, str], cli
+    simazure: SimAzure, simazure_env: dict[str, str], cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`azure pipeline` trains, evaluates and registers on Azure ML; `azure schedule` then makes the same run
-    nightly: fired, it completes and keeps the champion (same data, same model); `--delete` removes it."""
+    nightly: fired, it completes and keeps the champion (same data, same model); `--delete` removes it.
+    The workspace is named only by Azure ML's config.json, as a user downloads it from the studio: the remote
+    steps (evaluate and register, with the azure extra installed) reach it as the compute's identity."""
+    config = tmp_path / "config.json"
+    scope = {}
+    for key, name in zip(CONFIG_FILE_FIELDS, ("SUBSCRIPTION_ID", "RESOURCE_GROUP", "WORKSPACE"), strict=True):
+        scope[key] = simazure_env[f"DIABETES_MLOPS_AZURE_{name}"]
+        monkeypatch.delenv(f"DIABETES_MLOPS_AZURE_{name}")
+    config.write_text(json.dumps(scope))
+    monkeypatch.setenv("DIABETES_MLOPS_AZURE_CONFIG_FILE", str(config))
     env = {
         "DIABETES_MLOPS_REGISTRY_BACKEND": "azureml",
         "DIABETES_MLOPS_MODEL_NAME": "cli-pipeline",
