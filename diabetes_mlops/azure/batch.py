@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.azure.jobs import INSTALL, environment, job_environment_variables, upload_source, wait_for_job
+from diabetes_mlops.azure.jobs import INSTALL, kit_command, upload_source, wait_for_job
 from diabetes_mlops.batch import BatchResult
 from diabetes_mlops.errors import DataError
 
@@ -72,7 +72,7 @@ def batch_job(
 ) -> Command:
     """A command job that installs the package's wheel and runs ``diabetes-mlops score-batch`` on its inputs,
     writing the predictions, the rejects and the result (JSON) into its ``scored`` output."""
-    from azure.ai.ml import Input, Output, command
+    from azure.ai.ml import Input, Output
 
     scored = '"${{outputs.scored}}"'
     line = (
@@ -81,22 +81,14 @@ def batch_job(
         + (f" --workers {workers}" if workers else "")  # else all the node's cores
         + f" > {scored}/{RESULT_FILE}"
     )
-    return command(
-        name=f"diabetes-score-batch-{batch_id}",
-        display_name=f"diabetes-mlops score-batch {batch_id}",
-        experiment_name=settings.azure_experiment,
-        command=line,
-        inputs={
-            "package": Input(type="uri_file", path=package_uri, mode="download"),
-            "data": Input(type="uri_file", path=data_uri, mode="download"),
-            "model": Input(type="uri_folder", path=model_uri, mode="download"),
-        },
-        outputs={"scored": Output(type="uri_folder", path=scored_uri, mode="rw_mount")},
-        environment=environment(settings),
-        environment_variables=job_environment_variables(settings),
-        compute=settings.azure_compute_name,
-        tags={"batch_id": batch_id, "created_by": "diabetes-mlops"},
-    )
+    inputs = {
+        "package": Input(type="uri_file", path=package_uri, mode="download"),
+        "data": Input(type="uri_file", path=data_uri, mode="download"),
+        "model": Input(type="uri_folder", path=model_uri, mode="download"),
+    }
+    outputs = {"scored": Output(type="uri_folder", path=scored_uri, mode="rw_mount")}
+    name, shown = f"diabetes-score-batch-{batch_id}", f"diabetes-mlops score-batch {batch_id}"
+    return kit_command(settings, name, shown, line, inputs, outputs, {"batch_id": batch_id})
 
 
 def score_batch_on_azure(

@@ -21,8 +21,8 @@ from diabetes_mlops import progress
 from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
-    from azure.ai.ml import MLClient
-    from azure.ai.ml.entities import Environment
+    from azure.ai.ml import Input, MLClient, Output
+    from azure.ai.ml.entities import Command, Environment
 
     from diabetes_mlops.azure.artifacts import DatastoreFiles
     from diabetes_mlops.config import Settings
@@ -117,6 +117,32 @@ def job_environment_variables(settings: Settings, registry: bool = False) -> dic
         text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
         out[f"DIABETES_MLOPS_{name.upper()}"] = text
     return out
+
+
+def kit_command(
+    settings: Settings,
+    name: str,
+    display_name: str,
+    command_line: str,
+    inputs: dict[str, Input],
+    outputs: dict[str, Output],
+    tags: dict[str, str],
+) -> Command:
+    """A command job of the kit's: its environment, the settings it shares, the cluster and the experiment."""
+    from azure.ai.ml import command
+
+    return command(
+        name=name.lower(),
+        display_name=display_name,
+        experiment_name=settings.azure_experiment,
+        command=command_line,
+        inputs=inputs,
+        outputs=outputs,
+        environment=environment(settings),
+        environment_variables=job_environment_variables(settings),
+        compute=settings.azure_compute_name,
+        tags={**tags, "created_by": "diabetes-mlops"},
+    )
 
 
 def wait_for_job(

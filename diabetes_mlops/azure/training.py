@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.azure.jobs import INSTALL, environment, job_environment_variables, upload_source, wait_for_job
+from diabetes_mlops.azure.jobs import INSTALL, kit_command, upload_source, wait_for_job
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -39,24 +39,22 @@ class AzureTraining:
 
 def training_job(settings: Settings, run_id: str, package_uri: str, run_uri: str, data: str | None = None) -> Command:
     """A command job that installs the package's wheel and runs ``diabetes-mlops train`` into the run output."""
-    from azure.ai.ml import Input, Output, command
+    from azure.ai.ml import Input, Output
 
     inputs = {"package": Input(type="uri_file", path=package_uri, mode="download")}
     line = f'{INSTALL} && diabetes-mlops train --run-dir "${{{{outputs.run_dir}}}}"'
     if data:
         inputs["data"] = Input(type="uri_file", path=data, mode="download")
         line += ' --data "${{inputs.data}}"'
-    return command(
-        name=f"diabetes-train-{run_id}".lower(),
-        display_name=f"diabetes-mlops train {run_id}",
-        experiment_name=settings.azure_experiment,
-        command=line,
-        inputs=inputs,
-        outputs={"run_dir": Output(type="uri_folder", path=run_uri, mode="rw_mount")},
-        environment=environment(settings),
-        environment_variables=job_environment_variables(settings),
-        compute=settings.azure_compute_name,
-        tags={"run_id": run_id, "created_by": "diabetes-mlops"},
+    outputs = {"run_dir": Output(type="uri_folder", path=run_uri, mode="rw_mount")}
+    return kit_command(
+        settings,
+        f"diabetes-train-{run_id}",
+        f"diabetes-mlops train {run_id}",
+        line,
+        inputs,
+        outputs,
+        {"run_id": run_id},
     )
 
 
