@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
 # The well-known development account of Azurite and the storage emulator; not a secret.
+ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
@@ -69,3 +72,13 @@ class Azurite:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+def signed_url(base_url: str, container: str, blob: str, write: bool = False) -> str:
+    """A one-hour SAS URL of ``blob`` on Azurite's account, readable (and writable with ``write``), as ARM hands out."""
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    permission = BlobSasPermissions(read=True, create=write, write=write)
+    expiry = datetime.now(UTC) + timedelta(hours=1)
+    sas = generate_blob_sas(ACCOUNT, container, blob, account_key=ACCOUNT_KEY, permission=permission, expiry=expiry)
+    return f"{base_url}/{container}/{quote(blob)}?{sas}"

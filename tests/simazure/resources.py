@@ -9,11 +9,12 @@ import secrets
 import tempfile
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from azurite import signed_url
 from fakes import Call, FakeTransport
 
 from tests.simazure.containers import Container, ImageError, Images, Runtime, in_background, wait_ready
@@ -107,21 +108,14 @@ class Registries:
         }
 
     def _upload_url(self, call: Call) -> tuple[int, Any]:
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-
         name = _name(call, -2)
         if name not in self.passwords:
             return not_found("Microsoft.ContainerRegistry/registries", name)
         relative = f"source/{datetime.now(UTC):%Y%m%d}/{uuid.uuid4().hex}.tar.gz"
-        sas = generate_blob_sas(
-            "devstoreaccount1",
-            SOURCES_CONTAINER,
-            relative,
-            account_key=self.blobs.credential.account_key,
-            permission=BlobSasPermissions(read=True, create=True, write=True),
-            expiry=datetime.now(UTC) + timedelta(hours=1),
-        )
-        return 200, {"uploadUrl": f"{self.blob_url}/{SOURCES_CONTAINER}/{relative}?{sas}", "relativePath": relative}
+        return 200, {
+            "uploadUrl": signed_url(self.blob_url, SOURCES_CONTAINER, relative, write=True),
+            "relativePath": relative,
+        }
 
     def _schedule(self, call: Call) -> tuple[int, Any]:
         name = _path_name(call)

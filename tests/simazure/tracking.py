@@ -19,11 +19,11 @@ import os
 import subprocess
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from azurite import signed_url
 from fake_azureml import WS_PATH
 from fakes import Call, FakeTransport
 
@@ -156,18 +156,7 @@ class Tracking:
         return f"ExperimentRun/dcid.{run}/{path}"
 
     def _content(self, run: str, path: str, write: bool = False) -> dict[str, Any]:
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-
-        blob = self._blob(run, path)
-        sas = generate_blob_sas(
-            "devstoreaccount1",
-            ARTIFACTS_CONTAINER,
-            blob,
-            account_key=self.artifacts.credential.account_key,
-            permission=BlobSasPermissions(read=True, create=write, write=write),
-            expiry=datetime.now(UTC) + timedelta(hours=1),
-        )
-        url = f"{self.blob_url}/{ARTIFACTS_CONTAINER}/{quote(blob)}?{sas}"
+        url = signed_url(self.blob_url, ARTIFACTS_CONTAINER, self._blob(run, path), write)
         return {"contentUri": url, "origin": "ExperimentRun", "container": f"dcid.{run}", "path": path}
 
     def _artifact(self, run: str, path: str) -> dict[str, Any]:
