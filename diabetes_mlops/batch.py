@@ -305,25 +305,8 @@ def score_batch(
         parts = _parts_for(input_path, output_path, model, chunk_rows)
         chunk_scorer = _ChunkScorer(model, parts, str(input_path))
         output = _Output(temporary, model.version, as_csv=output_path.suffix.lower() == ".csv")
-        n_rows = n_chunks = resumed = 0
-        pending: deque[Future[pa.Table]] = deque()
         try:
-            for index, table in enumerate(chunks):
-                n_chunks += 1
-                part = parts / f"part-{index:06d}.arrow"
-                if part.exists():
-                    resumed += 1
-                    pending.append(pool.submit(_read_part, part))
-                else:
-                    pending.append(pool.submit(chunk_scorer, index, n_rows, table))
-                n_rows += table.num_rows
-                while len(pending) > 2 * workers:
-                    output.write(pending.popleft().result())
-                    progress.advance()
-            progress.update(f"writing {output_path} from {n_chunks} chunks")
-            while pending:
-                output.write(pending.popleft().result())
-                progress.advance()
+            n_rows, n_chunks, resumed = _score_in_order(chunks, parts, chunk_scorer, output, output_path, pool, workers)
         except BaseException:
             output.close()
             temporary.unlink()
@@ -349,6 +332,38 @@ def score_batch(
         resumed,
         time.perf_counter() - started,
     )
+
+
+def _score_in_order(
+    chunks: Iterator[pa.Table],
+    parts: Path,
+    chunk_scorer: _ChunkScorer,
+    output: _Output,
+    shown_as: Path,
+    pool: ThreadPoolExecutor,
+    workers: int,
+) -> tuple[int, int, int]:
+    """Score chunks on ``pool`` (a part already written is read back instead) and write them in input order,
+    at most ``2 * workers`` in flight; the rows, chunks and resumed chunks seen."""
+    n_rows = n_chunks = resumed = 0
+    pending: deque[Future[pa.Table]] = deque()
+    for index, table in enumerate(chunks):
+        n_chunks += 1
+        part = parts / f"part-{index:06d}.arrow"
+        if part.exists():
+            resumed += 1
+            pending.append(pool.submit(_read_part, part))
+        else:
+            pending.append(pool.submit(chunk_scorer, index, n_rows, table))
+        n_rows += table.num_rows
+        while len(pending) > 2 * workers:
+            output.write(pending.popleft().result())
+            progress.advance()
+    progress.update(f"writing {shown_as} from {n_chunks} chunks")
+    while pending:
+        output.write(pending.popleft().result())
+        progress.advance()
+    return n_rows, n_chunks, resumed
 
 
 def _parts_for(input_path: Path, output_path: Path, served: ServedModel, chunk_rows: int) -> Path:
