@@ -84,3 +84,10 @@ def test_bad_settings_are_usage_errors(cli: Cli) -> None:
     result = cli("run", env={"DIABETES_MLOPS_R2_FLOOR": "high"})
     assert result.returncode == 2
     assert "'r2_floor'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_takes_only_what_a_user_sets(cli: Cli, tmp_path: Path) -> None:
+    """The supervisor's socket and ready-file flags belong to its own server process, not to the public verb."""
+    for flag in (["--fd", "3"], ["--ready-file", str(tmp_path / "ready")]):
+        done = cli("serve", *flag)
+        assert done.returncode == 2 and f"No such option '{flag[0]}'" in done.stderr

@@ -40,8 +40,6 @@ def _target_option(func: F) -> F:
 )
 @click.option("--port", type=int, default=8000, show_default=True, envvar="PORT", help="[env PORT]")
 @click.option("--workers", type=int, help="Worker processes [settings: serve_workers].")
-@click.option("--fd", type=int, hidden=True, help="Serve on this inherited listening socket.")
-@click.option("--ready-file", type=click.Path(path_type=Path), hidden=True, help="Written once accepting.")
 @pass_context
 @reported
 def serve(
@@ -51,8 +49,6 @@ def serve(
     host: str,
     port: int,
     workers: int | None,
-    fd: int | None,
-    ready_file: Path | None,
 ) -> None:
     """Run the scoring service in the foreground until SIGTERM or Ctrl-C; print its URL once it is ready."""
     from diabetes_mlops.registry import parse_model_ref
@@ -69,7 +65,7 @@ def serve(
         click.echo(f"serving {served} at {url} (Ctrl-C stops it)")
 
     workers = workers or obj.settings.serve_workers
-    run_server(obj.settings, model_dir, host, port, workers, fd, ready_file, on_ready=announce)
+    run_server(obj.settings, model_dir, host, port, workers, on_ready=announce)
 
 
 @main.command("smoke-test")

@@ -46,7 +46,7 @@ class Supervisor:
         ready = self.state.path.with_suffix(f".ready-{generation}")
         ready.unlink(missing_ok=True)
         args = [
-            sys.executable, "-m", "diabetes_mlops", "--home", str(self.home), "serve",
+            sys.executable, "-m", "diabetes_mlops.deploy.server_process", "--home", str(self.home),
             "--model", f"{desired['name']}:{desired['version']}",
             "--fd", str(self.listener.fileno()), "--ready-file", str(ready),
         ]  # fmt: skip
