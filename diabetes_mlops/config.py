@@ -38,10 +38,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_rows: int = 10_000
     serve_workers: int = 1
+    host: str = "127.0.0.1"
     scoring_log: bool = True
     scoring_log_required: bool = False
     scoring_log_buffer: int = 50_000
     scoring_log_upload_interval: float = 60.0
+    live_metrics: bool = False
     drift_psi_threshold: float = 0.2
     drift_ks_pvalue: float = 0.01
     drift_min_rows: int = 100

@@ -23,7 +23,7 @@ def package_variables() -> set[str]:
 
 def test_every_variable_the_package_reads_is_listed_with_the_settings() -> None:
     variables = package_variables()
-    assert {"DIABETES_MLOPS_CONFIG", "DIABETES_MLOPS_RUN_DIR", "DIABETES_MLOPS_HOST"} <= variables
+    assert {"DIABETES_MLOPS_CONFIG", "DIABETES_MLOPS_RUN_DIR", "DIABETES_MLOPS_MODEL_DIR"} <= variables
     assert sorted(v for v in variables if v not in README) == []
     assert "`PORT`" in README  # serve's port variable, the one the image sets
 

@@ -35,9 +35,7 @@ def _target_option(func: F) -> F:
 @main.command()
 @_model_option()
 @click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="A model directory instead.")
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="DIABETES_MLOPS_HOST", help="[env DIABETES_MLOPS_HOST]"
-)
+@click.option("--host", help="The address to listen on [settings: host; 127.0.0.1].")
 @click.option("--port", type=int, default=8000, show_default=True, envvar="PORT", help="[env PORT]")
 @click.option("--workers", type=int, help="Worker processes [settings: serve_workers].")
 @pass_context
@@ -46,7 +44,7 @@ def serve(
     obj: Context,
     model_ref: str,
     model_dir: Path | None,
-    host: str,
+    host: str | None,
     port: int,
     workers: int | None,
 ) -> None:
@@ -65,7 +63,7 @@ def serve(
         click.echo(f"serving {served} at {url} (Ctrl-C stops it)")
 
     workers = workers or obj.settings.serve_workers
-    run_server(obj.settings, model_dir, host, port, workers, on_ready=announce)
+    run_server(obj.settings, model_dir, host or obj.settings.host, port, workers, on_ready=announce)
 
 
 @main.command("smoke-test")

@@ -68,23 +68,25 @@ class Telemetry:
         return ok
 
 
-def configure_telemetry(service_name: str) -> Telemetry | None:
-    """Send traces and metrics to Application Insights when the connection string is set; else None."""
+def configure_telemetry(service_name: str, live_metrics: bool = False) -> Telemetry | None:
+    """Send traces and metrics to Application Insights when the connection string is set; else None.
+
+    Live metrics stream each request's details to a second endpoint: off unless the ``live_metrics`` setting
+    asks for them."""
     connection_string = os.environ.get(CONNECTION_STRING_ENV, "").strip()
-    return _configure(connection_string, service_name) if connection_string else None
+    return _configure(connection_string, service_name, live_metrics) if connection_string else None
 
 
 @functools.cache  # OpenTelemetry's providers can be set once per process
-def _configure(connection_string: str, service_name: str) -> Telemetry:
+def _configure(connection_string: str, service_name: str, live_metrics: bool) -> Telemetry:
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-    # Live metrics would stream each request's details to a second endpoint: off unless asked for.
     configure_azure_monitor(
         connection_string=connection_string,
         resource=Resource.create({SERVICE_NAME: service_name}),
-        enable_live_metrics=os.environ.get("DIABETES_MLOPS_LIVE_METRICS", "").lower() in ("1", "true", "yes"),
+        enable_live_metrics=live_metrics,
     )
     meter = metrics.get_meter(TRACER_NAME)
     return Telemetry(

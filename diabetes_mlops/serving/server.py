@@ -44,7 +44,7 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
     config = ServiceConfig(
         settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
     )
-    telemetry = configure_telemetry("diabetes-scoring")
+    telemetry = configure_telemetry("diabetes-scoring", settings.live_metrics)
     app = create_app(Scorer(served, config, logger, telemetry, ServiceMetrics(logger)))
     # Outside the app, so the 500 that Starlette's outermost error handler answers is traced with its code.
     return app if telemetry is None else telemetry.instrument(app)
