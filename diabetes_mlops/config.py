@@ -42,6 +42,7 @@ class Settings:
     scoring_log: bool = True
     scoring_log_required: bool = False
     scoring_log_buffer: int = 50_000
+    scoring_log_backlog_rows: int = 200_000
     scoring_log_upload_interval: float = 60.0
     live_metrics: bool = False
     drift_psi_threshold: float = 0.2
@@ -105,6 +106,7 @@ class Settings:
             "max_rows": self.max_rows > 0,
             "serve_workers": self.serve_workers > 0,
             "scoring_log_buffer": self.scoring_log_buffer > 0,
+            "scoring_log_backlog_rows": self.scoring_log_backlog_rows > 0,
             "scoring_log_upload_interval": self.scoring_log_upload_interval > 0,
             "drift_psi_threshold": self.drift_psi_threshold > 0,
             "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,

@@ -57,6 +57,10 @@ class ScoringLogger:
     When the sink fails (a full disk), the records stay in memory, at most ``max_unwritten`` of them (the
     oldest are dropped first and counted in ``dropped``), and are written when the sink works again. The
     failure is said once a minute with the counts, without a traceback; ``failing`` tells readiness.
+
+    Requests can come faster than any writer formats them (large batches, binary tensors): more than
+    ``max_backlog_rows`` rows waiting for the writer is ``backlogged``, and the scorer then refuses new work
+    (503) until the writer catches up, so memory stays bounded and no answered request goes unlogged.
     """
 
     def __init__(
@@ -65,11 +69,16 @@ class ScoringLogger:
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
         max_unwritten: int = DEFAULTS.scoring_log_buffer,
         report_interval: float = REPORT_INTERVAL_SECONDS,
+        max_backlog_rows: int = DEFAULTS.scoring_log_backlog_rows,
     ) -> None:
         self.sink = sink
         self.flush_interval = flush_interval
         self.max_unwritten = max_unwritten
         self.report_interval = report_interval
+        self.max_backlog_rows = max_backlog_rows
+        # Each counter has one writer (the event loop queues, the writer thread takes): no lock needed.
+        self._queued_rows = 0
+        self._taken_rows = 0
         self.dropped = 0
         self.failing = False
         self._unwritten: list[dict[str, object]] = []
@@ -79,6 +88,11 @@ class ScoringLogger:
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scoring-log-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def backlogged(self) -> bool:
+        """More rows wait for the writer than ``max_backlog_rows``."""
+        return self._queued_rows - self._taken_rows > self.max_backlog_rows
 
     @property
     def unwritten(self) -> int:
@@ -101,6 +115,7 @@ class ScoringLogger:
         ``time`` comes from ``time.time()``; ``inputs`` is the matrix, or the rows' JSON text as sent.
         """
         self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
+        self._queued_rows += len(predictions)
 
     @staticmethod
     def _record(item: _Pending) -> dict[str, object]:
@@ -113,6 +128,7 @@ class ScoringLogger:
         # One write per flush: each system call hands the GIL back and forth with the event loop, which
         # costs the service more than the serialisation itself.
         batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        self._taken_rows += sum(len(item[4]) for item in batch)
         if not batch and not self._unwritten:
             return
         records = self._unwritten + [self._record(item) for item in batch]

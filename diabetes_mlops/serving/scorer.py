@@ -101,6 +101,8 @@ class Scorer:
 
         ``rows_json`` is the rows' JSON text as sent, which the log reuses instead of the matrix.
         """
+        if self.logger is not None and self.logger.backlogged:
+            raise InputError("the scoring log is behind: retry in a moment", status=503)
         if self.telemetry is not None:
             with self.telemetry.span(self.served.name, self.served.version, len(matrix)):
                 predictions = self.served.predict(matrix)

@@ -37,7 +37,11 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
 
     served = ServedModel.from_dir(model_dir)
     logger = (
-        ScoringLogger(open_log_sink(settings), max_unwritten=settings.scoring_log_buffer)
+        ScoringLogger(
+            open_log_sink(settings),
+            max_unwritten=settings.scoring_log_buffer,
+            max_backlog_rows=settings.scoring_log_backlog_rows,
+        )
         if settings.scoring_log
         else None
     )

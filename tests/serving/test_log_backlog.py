@@ -1,0 +1,64 @@
+"""Requests faster than the scoring log's writer: the service refuses new work (503) instead of growing memory
+without bound, and every answered request is logged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from diabetes_mlops.config import load_settings
+from diabetes_mlops.data import load_builtin
+from diabetes_mlops.monitoring.logger import ScoringLogger
+from diabetes_mlops.monitoring.store import LocalLogStore
+from diabetes_mlops.serving.app import create_app
+from diabetes_mlops.serving.metrics import ServiceMetrics
+from diabetes_mlops.serving.model import ServedModel
+from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
+from tests.serving.conftest import register_model
+
+
+class SlowDisk(LocalLogStore):
+    """A log store whose writes wait until the test lets them through, as a disk that cannot keep up."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writing = threading.Event()
+        self.go = threading.Event()
+
+    def write(self, records: list[dict[str, object]]) -> None:
+        self.writing.set()
+        self.go.wait(30)
+        super().write(records)
+
+
+def test_a_writer_that_falls_behind_gets_503s_not_unbounded_memory(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    version = register_model(settings)
+    served = ServedModel.from_dir(settings.registry_dir / settings.model_name / str(version))
+    disk = SlowDisk(tmp_path / "logs")
+    logger = ScoringLogger(disk, flush_interval=0.01, max_backlog_rows=200)
+    rows = load_builtin().iloc[:100, :10].to_numpy().tolist()
+    scorer = Scorer(served, ServiceConfig(), logger, metrics=ServiceMetrics(logger))
+    with TestClient(create_app(scorer)) as http:
+
+        def post() -> tuple[int, dict[str, object]]:
+            answer = http.post("/score", json={"data": rows})
+            return answer.status_code, answer.json()
+
+        assert post()[0] == 200
+        assert disk.writing.wait(10)  # the writer took the first 100 rows and waits on the disk
+        answered = [post() for _ in range(3)]  # 100, 200, then 300 rows wait: over the bound
+        assert [status for status, _ in answered] == [200, 200, 200]
+        refused, body = post()
+        assert refused == 503 and "scoring log is behind" in str(body["error"])
+        disk.go.set()
+        deadline = time.monotonic() + 10
+        while logger.backlogged and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert post()[0] == 200
+    logger.close()
+    logged = [line for path in (tmp_path / "logs").rglob("*.jsonl") for line in path.read_text().splitlines()]
+    assert len(logged) == 5  # every answered request, and not the refused one
