@@ -3,10 +3,14 @@ without bound, and every answered request is logged."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 from starlette.testclient import TestClient
 
 from diabetes_mlops.config import load_settings
@@ -17,7 +21,7 @@ from diabetes_mlops.serving.app import create_app
 from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.model import ServedModel
 from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
-from tests.serving.conftest import register_model
+from tests.serving.conftest import Server, register_model
 
 
 class SlowDisk(LocalLogStore):
@@ -62,3 +66,22 @@ def test_a_writer_that_falls_behind_gets_503s_not_unbounded_memory(tmp_path: Pat
     logger.close()
     logged = [line for path in (tmp_path / "logs").rglob("*.jsonl") for line in path.read_text().splitlines()]
     assert len(logged) == 5  # every answered request, and not the refused one
+
+
+def test_over_loopback_pooled_clients_get_200_or_a_clear_503_and_every_200_is_logged(
+    start_server: Callable[..., Server],
+) -> None:
+    """The served path, as a pooled keep-alive client drives it: with a backlog bound of one row, batches sent
+    faster than the 50 ms writer wakes get 503 with a JSON reason; each 200 is in the log after SIGTERM."""
+    server = start_server(env={"DIABETES_MLOPS_SCORING_LOG_BACKLOG_ROWS": "1"})
+    body = {"data": load_builtin().iloc[:1000, :10].to_numpy().tolist()}
+    with httpx.Client(base_url=server.url, timeout=30) as client, ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.post("/score", json=body), range(80)))
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {200, 503}, statuses
+    assert {a.json()["error"] for a in answers if a.status_code == 503} == {
+        "the scoring log is behind: retry in a moment"
+    }
+    server.stop()
+    logged = [json.loads(line) for p in server.settings.logs_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
+    assert len(logged) == statuses.count(200)
