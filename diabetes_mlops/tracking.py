@@ -63,7 +63,10 @@ def mlflow_installed() -> bool:
 
 
 def enabled(settings: Settings) -> bool:
-    """Runs are tracked when the ``tracking`` setting is on and MLflow is installed."""
+    """Runs are tracked when the ``tracking`` setting is on and MLflow is installed.
+
+    Every tracking call asks this first, before MLflow is imported: so it is here that a run bound for an
+    Azure ML workspace names the cloud to Azure ML's plugin, which reads it once, when MLflow imports it."""
     if not settings.tracking:
         return False
     if _to_azure_ml(settings):

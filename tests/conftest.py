@@ -41,16 +41,14 @@ def hermetic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("DIABETES_MLOPS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("DIABETES_MLOPS_TRACKING", "false")  # as above; the tests of tracking turn it on
-    # A test starts without a cloud named there (azureml_cloud_variables puts back the shell's afterwards).
-    for name in AZUREML_CLOUD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)
 def azureml_cloud_variables() -> Iterator[None]:
-    """A cloud named in this process's environment during a test is not named after it (a later ``import
-    mlflow`` with Azure ML's plugin would fetch a metadata URL that is gone)."""
-    saved = {name: os.environ.get(name) for name in AZUREML_CLOUD_VARIABLES}
+    """Each test starts with no cloud named in this process's environment, and one named during it is gone
+    after it (a later ``import mlflow`` with Azure ML's plugin would fetch a metadata URL that is gone); the
+    shell's values come back. monkeypatch cannot do it: it undoes nothing for a variable that was not set."""
+    saved = {name: os.environ.pop(name, None) for name in AZUREML_CLOUD_VARIABLES}
     yield
     for name, value in saved.items():
         if value is None:
