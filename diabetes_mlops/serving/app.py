@@ -5,17 +5,16 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from diabetes_mlops.serving.endpoints import ScoreEndpoint
 from diabetes_mlops.serving.oip import oip_routes
 from diabetes_mlops.serving.openapi import openapi_spec
-from diabetes_mlops.serving.parsing import InputError, parse_body
-from diabetes_mlops.serving.responses import JSON, error, read_body
+from diabetes_mlops.serving.responses import error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -28,21 +27,6 @@ def create_app(scorer: Scorer) -> Starlette:
     config, metrics = scorer.config, scorer.metrics
     if metrics is None:
         raise ValueError("the app counts requests: give the scorer a ServiceMetrics")
-
-    async def score(request: Request) -> Response:
-        headers = request.headers
-        call = scorer.begin(headers)
-        try:
-            scorer.authorize(headers)
-            content_type = headers.get("content-type", JSON).split(";")[0].strip().lower()
-            if content_type != JSON:
-                raise InputError(f"content type {content_type!r}: send application/json", status=415)
-            parsed = parse_body(await read_body(request, config.max_body_bytes), config.max_rows)
-            predictions = scorer.score(parsed.matrix, call, parsed.rows_json)
-        except InputError as exc:
-            return metrics.count(error(exc.status, exc.message, call.echo))
-        body = orjson.dumps({"result": predictions, "model": scorer.identity}, option=orjson.OPT_SERIALIZE_NUMPY)
-        return metrics.count(Response(body, media_type=JSON, headers=call.echo))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -73,7 +57,7 @@ def create_app(scorer: Scorer) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/score", score, methods=["POST"]),
+            Route("/score", ScoreEndpoint(scorer, metrics), methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),

@@ -9,8 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
-    from starlette.responses import Response
-
     from diabetes_mlops.monitoring.logger import ScoringLogger
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -52,13 +50,12 @@ class ServiceMetrics:
         if logger is not None:
             self.registry.register(_LogCollector(logger))
 
-    def count(self, response: Response) -> Response:
-        """Count ``response`` under its status and hand it back."""
-        counter = self._by_status.get(response.status_code)
+    def count(self, status: int) -> None:
+        """Count one scoring answer under its HTTP status."""
+        counter = self._by_status.get(status)
         if counter is None:
-            counter = self._by_status[response.status_code] = self.requests.labels(str(response.status_code))
+            counter = self._by_status[status] = self.requests.labels(str(status))
         counter.inc()
-        return response
 
     def scored(self, rows: int, seconds: float) -> None:
         self.rows.inc(rows)

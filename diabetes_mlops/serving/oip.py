@@ -14,15 +14,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from diabetes_mlops import __version__
-from diabetes_mlops.serving.parsing import InputError
-from diabetes_mlops.serving.responses import JSON, error, read_body
-from diabetes_mlops.serving.tensors import inference_response, model_metadata, parse_inference
+from diabetes_mlops.serving.endpoints import InferEndpoint
+from diabetes_mlops.serving.responses import error
+from diabetes_mlops.serving.tensors import model_metadata, unknown_model
 
 if TYPE_CHECKING:
     from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.scorer import Scorer
 
-BINARY_HEADER = "inference-header-content-length"
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -30,8 +29,9 @@ def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
     """The ``/v2`` routes that serve ``scorer``'s model; ``metrics`` count their answers."""
     name, version = scorer.served.name, scorer.served.version
 
-    def unknown_model(request: Request) -> Response | None:
-        return _unknown_model(request, name, version)
+    def missing(request: Request) -> Response | None:
+        reason = unknown_model(request.path_params, name, version)
+        return None if reason is None else error(404, reason)
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse({"name": "diabetes-mlops", "version": __version__, "extensions": EXTENSIONS})
@@ -44,14 +44,12 @@ def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
         return JSONResponse({"ready": True}) if reason is None else error(503, reason)
 
     async def model_ready(request: Request) -> Response:
-        return unknown_model(request) or await ready(request)
+        return missing(request) or await ready(request)
 
     async def metadata(request: Request) -> Response:
-        return unknown_model(request) or JSONResponse(model_metadata(name, version))
+        return missing(request) or JSONResponse(model_metadata(name, version))
 
-    async def infer(request: Request) -> Response:
-        return await _infer(request, scorer, metrics)
-
+    infer = InferEndpoint(scorer, metrics)
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     return [
@@ -65,40 +63,3 @@ def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
         Route(f"{model}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
     ]
-
-
-def _unknown_model(request: Request, name: str, version: int) -> Response | None:
-    """404 unless the path names the served model (and version, when it gives one)."""
-    asked, asked_version = request.path_params["name"], request.path_params.get("version")
-    if asked != name:
-        return error(404, f"model {asked!r} is not served here; this server serves {name!r}")
-    if asked_version is not None and asked_version != str(version):
-        return error(404, f"model {name!r} has no version {asked_version!r} here; it serves version {version}")
-    return None
-
-
-async def _infer(request: Request, scorer: Scorer, metrics: ServiceMetrics) -> Response:
-    """Parse one tensor, score it, answer in JSON or binary; every answer is counted."""
-    name, version, config = scorer.served.name, scorer.served.version, scorer.config
-    headers = request.headers
-    call = scorer.begin(headers)
-    try:
-        scorer.authorize(headers)
-        missing = _unknown_model(request, name, version)
-        if missing is not None:
-            return metrics.count(missing)
-        encoding = headers.get("content-encoding", "identity").lower()
-        if encoding != "identity":
-            raise InputError(f"content encoding {encoding!r}: send the body uncompressed", status=415)
-        body = await read_body(request, config.max_body_bytes)
-        parsed = parse_inference(body, headers.get(BINARY_HEADER), config.max_rows)
-        predictions = scorer.score(parsed.matrix, call)
-    except InputError as exc:
-        return metrics.count(error(exc.status, exc.message, call.echo))
-    answer, header_length = inference_response(
-        name, version, parsed.id or call.request_id, predictions, parsed.binary_output
-    )
-    if header_length is None:
-        return metrics.count(Response(answer, media_type=JSON, headers=call.echo))
-    call.echo[BINARY_HEADER] = str(header_length)
-    return metrics.count(Response(answer, media_type="application/octet-stream", headers=call.echo))

@@ -148,6 +148,16 @@ def inference_response(
     return header + raw, len(header)
 
 
+def unknown_model(path_params: dict[str, str], name: str, version: int) -> str | None:
+    """Why a ``/v2/models/{name}[/versions/{version}]`` path does not name the served model, or None."""
+    asked, asked_version = path_params["name"], path_params.get("version")
+    if asked != name:
+        return f"model {asked!r} is not served here; this server serves {name!r}"
+    if asked_version is not None and asked_version != str(version):
+        return f"model {name!r} has no version {asked_version!r} here; it serves version {version}"
+    return None
+
+
 def model_metadata(name: str, version: int) -> dict[str, Any]:
     """The model's metadata: its versions, input and output tensors (the feature order as a parameter)."""
     return {
