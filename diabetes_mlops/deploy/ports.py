@@ -15,12 +15,29 @@ class PortInUse(MlopsError):
     """A port cannot be listened on; the message names who holds it when that is known."""
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port``; PortInUse, before anything else starts, when that fails."""
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port``; PortInUse, before anything else starts, when that fails.
+
+    With ``reuse_port`` several processes listen on the port, each on its own socket, and the kernel spreads
+    new connections over them.
+    """
     try:
-        return socket.create_server((host, port), backlog=BACKLOG)
+        return socket.create_server((host, port), backlog=BACKLOG, reuse_port=reuse_port)
     except OSError as exc:
         raise PortInUse(_reason(host, port, exc)) from None
+
+
+def reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` that does not listen: it keeps the port for sockets that ``listen``
+    with ``reuse_port``, which alone get its connections. PortInUse when the port is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(_reason(host, port, exc)) from None
+    return sock
 
 
 def check_free(port: int) -> None:

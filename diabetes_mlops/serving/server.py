@@ -1,4 +1,4 @@
-"""Run the scoring app under uvicorn: one process, several workers, or on a listening socket handed over."""
+"""Run the scoring app under uvicorn: one process, several (see workers.py), or on a listening socket handed over."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from diabetes_mlops.config import Settings, load_settings
+from diabetes_mlops.config import Settings
 from diabetes_mlops.deploy.ports import listen
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MODEL_DIR_ENV = "DIABETES_MLOPS_MODEL_DIR"
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
@@ -54,13 +53,6 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
     return app if telemetry is None else telemetry.instrument(app)
 
 
-def app_from_env() -> ASGIApp:
-    """The app factory uvicorn's worker processes call: settings and model directory from the environment."""
-    app = build_app(load_settings(), Path(os.environ[MODEL_DIR_ENV]))
-    _steady_latency()
-    return app
-
-
 def _steady_latency() -> None:
     """Keep the event loop from stalling behind the garbage collector or the scoring log's writer thread.
 
@@ -89,17 +81,14 @@ def serve(
     The port is bound before the model loads: a taken port is a PortInUse at once. ``on_ready`` gets the
     service's URL once it accepts connections.
     """
+    if workers > 1 and fd is None:
+        from diabetes_mlops.serving.workers import serve_workers
+
+        serve_workers(settings, model_dir, host, port, workers, on_ready)
+        return
     options: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
     listener = socket.socket(fileno=fd) if fd is not None else listen(host, port)
     url = "http://{}:{}".format(*listener.getsockname()[:2])
-    if workers > 1:
-        # uvicorn's worker processes bind the port themselves: hand it back just before they do.
-        listener.close()
-        os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
-        if on_ready is not None:
-            on_ready(url)
-        uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port, workers=workers, **options)
-        return
     app = _DrainingApp(build_app(settings, model_dir))
     _steady_latency()
     server = _ReadyFileServer(uvicorn.Config(app, **options))

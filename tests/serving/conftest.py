@@ -65,7 +65,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     """Start ``diabetes-mlops serve`` on a registered model; every server is stopped at the end."""
     servers: list[Server] = []
 
-    def start(env: dict[str, str] | None = None, home: Path | None = None) -> Server:
+    def start(env: dict[str, str] | None = None, home: Path | None = None, args: tuple[str, ...] = ()) -> Server:
         home = home or tmp_path_factory.mktemp("home")
         variables = {**os.environ, "DIABETES_MLOPS_HOME": str(home), **(env or {})}
         settings = load_settings(home=home)
@@ -77,7 +77,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         log = tmp_path_factory.mktemp("server") / "stderr.log"
         with open(log, "w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "diabetes_mlops", "serve", "--model", "latest", "--port", str(port)],
+                [sys.executable, "-m", "diabetes_mlops", "serve", "--model", "latest", "--port", str(port), *args],
                 env=variables,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

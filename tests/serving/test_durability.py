@@ -45,6 +45,43 @@ def test_sigterm_after_a_load_test_loses_no_record(start_server: Callable[..., S
     assert len({r["request_id"] for r in records}) == 8 * 150
 
 
+def test_workers_share_the_port_and_drain_keep_alive_clients_on_sigterm(start_server: Callable[..., Server]) -> None:
+    server = start_server(args=("--workers", "2"))
+    lost: list[str] = []
+    answered: list[str] = []
+    closing = threading.Event()
+
+    def client() -> None:
+        # One pooled keep-alive connection per client: every request sent on it while the service stops is
+        # answered, the last with Connection: close, after which the client goes elsewhere.
+        with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=1)) as http:
+            while True:
+                try:
+                    response = http.post("/score", json={"data": [[1] * 10]})
+                except httpx.TransportError as exc:
+                    lost.append(repr(exc))
+                    return
+                assert response.status_code == 200, response.text
+                answered.append(response.headers["x-ms-request-id"])
+                if response.headers.get("connection") == "close":
+                    closing.set()
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    server.stop()
+    for thread in threads:
+        thread.join(60)
+    assert lost == [] and closing.is_set()
+    assert server.process.returncode == 0, server.stderr()
+    # Request ids start with a prefix of each process: both workers answered.
+    assert len({request_id[:24] for request_id in answered}) == 2
+    records = list(LocalLogStore(server.settings.logs_dir).read())
+    assert sorted(str(r["request_id"]) for r in records) == sorted(answered)
+
+
 @pytest.fixture
 def local_home(tmp_path: Path) -> Path:
     return tmp_path / "home"
