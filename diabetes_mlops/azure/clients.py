@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.config import AZURE_PREFIX, ENV_PREFIX, load_settings
+from diabetes_mlops.config import AZURE_PREFIX, ENV_PREFIX, AzureSettings, load_settings
 from diabetes_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,17 +18,17 @@ if TYPE_CHECKING:
     from azure.mgmt.containerservice import ContainerServiceClient
 
     from diabetes_mlops.azure.clouds import Cloud
-    from diabetes_mlops.config import AzureSettings, Settings
+    from diabetes_mlops.config import Settings
 
 # Azure ML's config.json names the subscription, resource group and workspace with these keys.
 CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
 
 
-def require(azure: AzureSettings, name: str) -> Any:
-    """The value of ``azure.<name>``, or a ConfigError naming the setting ``azure_<name>`` and its variable."""
-    value = getattr(azure, name)
+def require(settings: Settings | AzureSettings, name: str) -> Any:
+    """The value of ``settings.<name>``, or a ConfigError naming the setting as users set it and its variable."""
+    value = getattr(settings, name)
     if value in (None, ""):
-        key = AZURE_PREFIX + name
+        key = AZURE_PREFIX + name if isinstance(settings, AzureSettings) else name
         raise ConfigError(
             f"setting {key!r} is required for Azure: set it in mlops.toml or the environment "
             f"variable {ENV_PREFIX}{key.upper()}"
