@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _API = {
     "Settings": "diabetes_mlops.config",
+    "AzureSettings": "diabetes_mlops.config",
     "load_settings": "diabetes_mlops.config",
     "FEATURES": "diabetes_mlops.data",
     "TARGET": "diabetes_mlops.data",

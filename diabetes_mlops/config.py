@@ -7,19 +7,92 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from diabetes_mlops.azure.clouds import valid_setting as valid_cloud
 from diabetes_mlops.errors import ConfigError
 
 ENV_PREFIX = "DIABETES_MLOPS_"
 CONFIG_FILE = "mlops.toml"
+AZURE_PREFIX = "azure_"  # the setting users call ``azure_x`` is ``Settings.azure.x``
+
+
+def _check(settings: object, checks: dict[str, bool], prefix: str = "") -> None:
+    """A ConfigError for the first field whose check is false, naming it as users set it (``prefix`` + name)."""
+    for name, ok in checks.items():
+        if not ok:
+            key = prefix + name
+            raise ConfigError(f"setting {key!r} has an invalid value: {getattr(settings, name)!r}", key)
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Azure's settings: field ``x`` is the setting ``azure_x`` (``x`` in mlops.toml's ``[azure]`` table too)."""
+
+    cloud: str = "public"
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    config_file: Path | None = None
+    location: str | None = None
+    experiment: str = "diabetes-mlops"
+    compute_name: str = "cpu-cluster"
+    compute_size: str = "Standard_DS3_v2"
+    compute_max_nodes: int = 2
+    compute_idle_seconds: int = 300
+    environment_image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+    job_timeout: float = 3600.0
+    training_data: str | None = None
+    schedule_name: str = "diabetes-retrain"
+    schedule_cron: str = "0 3 * * *"
+    schedule_timezone: str = "UTC"
+    acr_name: str | None = None
+    aci_name: str = "diabetes-qa"
+    aci_cpu: float = 1.0
+    aci_memory_gb: float = 1.5
+    aci_dns_label: str | None = None
+    aci_identity: str | None = None
+    aks_cluster: str | None = None
+    aks_resource_group: str | None = None
+    aks_namespace: str = "diabetes"
+    aks_replicas: int = 2
+    aks_max_replicas: int = 6
+    aks_cpu: str = "500m"
+    aks_memory: str = "512Mi"
+    aks_target_cpu_percent: int = 70
+    deploy_timeout: float = 900.0
+    storage_account_url: str | None = None
+    storage_connection_string: str | None = field(default=None, repr=False)
+    storage_container: str = "scoring-logs"
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    identity_client_id: str | None = None
+    aks_service_account: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(
+            self,
+            {
+                "cloud": valid_cloud(self.cloud),
+                "compute_max_nodes": self.compute_max_nodes > 0,
+                "compute_idle_seconds": self.compute_idle_seconds >= 0,
+                "job_timeout": self.job_timeout > 0,
+                "aci_cpu": self.aci_cpu > 0,
+                "aci_memory_gb": self.aci_memory_gb > 0,
+                "aks_replicas": self.aks_replicas > 0,
+                "aks_max_replicas": self.aks_max_replicas >= self.aks_replicas,
+                "aks_target_cpu_percent": 0 < self.aks_target_cpu_percent <= 100,
+                "deploy_timeout": self.deploy_timeout > 0,
+            },
+            AZURE_PREFIX,
+        )
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the kit; each field ``x`` is set by ``x`` in mlops.toml or ``DIABETES_MLOPS_X``."""
+    """Every tunable of the kit; each setting ``x`` is set by ``x`` in mlops.toml or ``DIABETES_MLOPS_X``."""
 
     home: Path = Path(".mlops")
     model_name: str = "diabetes"
@@ -51,80 +124,33 @@ class Settings:
     tracking: bool = True
     tracking_experiment: str = "diabetes-mlops"
     scoring_key: str | None = field(default=None, repr=False)
-    azure_cloud: str = "public"
-    azure_subscription_id: str | None = None
-    azure_resource_group: str | None = None
-    azure_workspace: str | None = None
-    azure_config_file: Path | None = None
-    azure_location: str | None = None
-    azure_experiment: str = "diabetes-mlops"
-    azure_compute_name: str = "cpu-cluster"
-    azure_compute_size: str = "Standard_DS3_v2"
-    azure_compute_max_nodes: int = 2
-    azure_compute_idle_seconds: int = 300
-    azure_environment_image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
-    azure_job_timeout: float = 3600.0
-    azure_training_data: str | None = None
-    azure_schedule_name: str = "diabetes-retrain"
-    azure_schedule_cron: str = "0 3 * * *"
-    azure_schedule_timezone: str = "UTC"
-    azure_acr_name: str | None = None
-    azure_aci_name: str = "diabetes-qa"
-    azure_aci_cpu: float = 1.0
-    azure_aci_memory_gb: float = 1.5
-    azure_aci_dns_label: str | None = None
-    azure_aci_identity: str | None = None
-    azure_aks_cluster: str | None = None
-    azure_aks_resource_group: str | None = None
-    azure_aks_namespace: str = "diabetes"
-    azure_aks_replicas: int = 2
-    azure_aks_max_replicas: int = 6
-    azure_aks_cpu: str = "500m"
-    azure_aks_memory: str = "512Mi"
-    azure_aks_target_cpu_percent: int = 70
-    azure_deploy_timeout: float = 900.0
-    azure_storage_account_url: str | None = None
-    azure_storage_connection_string: str | None = field(default=None, repr=False)
-    azure_storage_container: str = "scoring-logs"
-    azure_appinsights_connection_string: str | None = field(default=None, repr=False)
-    azure_identity_client_id: str | None = None
-    azure_aks_service_account: str | None = None
+    azure: AzureSettings = field(default_factory=AzureSettings)
 
     def __post_init__(self) -> None:
-        checks = {
-            "test_size": 0.0 < self.test_size < 1.0,
-            "alpha": self.alpha > 0,
-            "cv_alphas": all(a > 0 for a in self.cv_alphas),
-            "r2_floor": self.r2_floor <= 1.0,
-            "min_improvement": 0.0 <= self.min_improvement < 1.0,
-            "registry_backend": self.registry_backend in ("local", "azureml"),
-            "deploy_target": self.deploy_target in ("local", "azure"),
-            "smoke_timeout": self.smoke_timeout > 0,
-            "qa_port": 0 < self.qa_port < 65536,
-            "production_port": 0 < self.production_port < 65536,
-            "max_body_bytes": self.max_body_bytes > 0,
-            "max_rows": self.max_rows > 0,
-            "serve_workers": self.serve_workers > 0,
-            "scoring_log_buffer": self.scoring_log_buffer > 0,
-            "scoring_log_backlog_rows": self.scoring_log_backlog_rows > 0,
-            "scoring_log_upload_interval": self.scoring_log_upload_interval > 0,
-            "drift_psi_threshold": self.drift_psi_threshold > 0,
-            "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
-            "drift_min_rows": self.drift_min_rows > 0,
-            "azure_cloud": valid_cloud(self.azure_cloud),
-            "azure_compute_max_nodes": self.azure_compute_max_nodes > 0,
-            "azure_compute_idle_seconds": self.azure_compute_idle_seconds >= 0,
-            "azure_job_timeout": self.azure_job_timeout > 0,
-            "azure_aci_cpu": self.azure_aci_cpu > 0,
-            "azure_aci_memory_gb": self.azure_aci_memory_gb > 0,
-            "azure_aks_replicas": self.azure_aks_replicas > 0,
-            "azure_aks_max_replicas": self.azure_aks_max_replicas >= self.azure_aks_replicas,
-            "azure_aks_target_cpu_percent": 0 < self.azure_aks_target_cpu_percent <= 100,
-            "azure_deploy_timeout": self.azure_deploy_timeout > 0,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"setting {key!r} has an invalid value: {getattr(self, key)!r}", key)
+        _check(
+            self,
+            {
+                "test_size": 0.0 < self.test_size < 1.0,
+                "alpha": self.alpha > 0,
+                "cv_alphas": all(a > 0 for a in self.cv_alphas),
+                "r2_floor": self.r2_floor <= 1.0,
+                "min_improvement": 0.0 <= self.min_improvement < 1.0,
+                "registry_backend": self.registry_backend in ("local", "azureml"),
+                "deploy_target": self.deploy_target in ("local", "azure"),
+                "smoke_timeout": self.smoke_timeout > 0,
+                "qa_port": 0 < self.qa_port < 65536,
+                "production_port": 0 < self.production_port < 65536,
+                "max_body_bytes": self.max_body_bytes > 0,
+                "max_rows": self.max_rows > 0,
+                "serve_workers": self.serve_workers > 0,
+                "scoring_log_buffer": self.scoring_log_buffer > 0,
+                "scoring_log_backlog_rows": self.scoring_log_backlog_rows > 0,
+                "scoring_log_upload_interval": self.scoring_log_upload_interval > 0,
+                "drift_psi_threshold": self.drift_psi_threshold > 0,
+                "drift_ks_pvalue": 0.0 <= self.drift_ks_pvalue <= 1.0,
+                "drift_min_rows": self.drift_min_rows > 0,
+            },
+        )
 
     @property
     def runs_dir(self) -> Path:
@@ -159,9 +185,21 @@ class Settings:
         return {"qa": self.qa_port, "production": self.production_port}[env]
 
 
-def _coerce(key: str, raw: object) -> object:
-    """Turn a TOML or environment value into the field's type, or name the key that is wrong."""
-    hint = typing.get_type_hints(Settings)[key]
+def setting_types() -> dict[str, Any]:
+    """Every setting's key, as users set it (mlops.toml, ``DIABETES_MLOPS_<KEY>``, ``load_settings``), and type."""
+    hints = typing.get_type_hints(Settings)
+    del hints["azure"]
+    return hints | {AZURE_PREFIX + name: hint for name, hint in typing.get_type_hints(AzureSettings).items()}
+
+
+def setting_values(settings: Settings) -> dict[str, Any]:
+    """Every setting's value by its key: ``load_settings(**setting_values(settings))`` is ``settings`` again."""
+    own = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings) if f.name != "azure"}
+    return own | {AZURE_PREFIX + f.name: getattr(settings.azure, f.name) for f in dataclasses.fields(AzureSettings)}
+
+
+def _coerce(key: str, raw: object, hint: Any) -> object:
+    """Turn a TOML or environment value into the setting's type, or name the key that is wrong."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) and type(None) in args:
         if raw in (None, ""):
@@ -192,36 +230,55 @@ def _coerce(key: str, raw: object) -> object:
     raise ConfigError(f"setting {key!r} has an unsupported type", key)
 
 
+def _file_values(path: Path, keys: Collection[str]) -> dict[str, object]:
+    """The settings in a TOML file by key, ``x`` in its ``[azure]`` table as ``azure_x``; unknown keys are errors."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    table = data.pop("azure", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'azure' must be a table ([azure]), got {table!r}")
+    for name, raw in table.items():
+        key = AZURE_PREFIX + name
+        if key not in keys:
+            raise ConfigError(f"{path}: unknown setting {name!r} in [azure]")
+        if key in data:
+            raise ConfigError(f"{path}: {key!r} and {name!r} in [azure] are the same setting: keep one", key)
+        data[key] = raw
+    for key in data:
+        if key not in keys:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+    return data
+
+
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Settings from defaults, ``mlops.toml`` (or ``config_file``), the environment, then ``overrides``.
 
     A bad value is a ConfigError that starts with where it came from: the variable, the file or the argument.
     """
-    names = {f.name for f in dataclasses.fields(Settings)}
+    keys = setting_types()
     raw_values: dict[str, tuple[object, str]] = {}
     path = config_file or Path(os.environ.get(f"{ENV_PREFIX}CONFIG", CONFIG_FILE))
     if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        for key, raw in data.items():
-            if key not in names:
-                raise ConfigError(f"{path}: unknown setting {key!r}")
+        for key, raw in _file_values(path, keys).items():
             raw_values[key] = (raw, str(path))
     elif config_file is not None:
         raise ConfigError(f"config file {config_file} does not exist")
-    for name in names:
-        variable = ENV_PREFIX + name.upper()
+    for key in keys:
+        variable = ENV_PREFIX + key.upper()
         if (raw := os.environ.get(variable)) is not None:
-            raw_values[name] = (raw, variable)
+            raw_values[key] = (raw, variable)
     for key, raw in overrides.items():
-        if key not in names:
+        if key not in keys:
             raise ConfigError(f"argument {key}: unknown setting {key!r}", key)
         if raw is not None:
             raw_values[key] = (raw, f"argument {key}")
     try:
-        return Settings(**{key: _coerce(key, raw) for key, (raw, _) in raw_values.items()})  # type: ignore[arg-type]
+        values = {key: _coerce(key, raw, keys[key]) for key, (raw, _) in raw_values.items()}
+        own = {key: value for key, value in values.items() if not key.startswith(AZURE_PREFIX)}
+        azure = {key.removeprefix(AZURE_PREFIX): value for key, value in values.items() if key.startswith(AZURE_PREFIX)}
+        return Settings(**own, azure=AzureSettings(**azure))  # type: ignore[arg-type]
     except ConfigError as exc:
         origin = raw_values.get(exc.key or "", (None, None))[1]
         if origin is None:

@@ -72,7 +72,7 @@ def enabled(settings: Settings) -> bool:
     if _to_azure_ml(settings):
         from diabetes_mlops.azure.clouds import export_to_azureml
 
-        export_to_azureml(settings.azure_cloud)  # before MLflow imports its Azure ML plugin
+        export_to_azureml(settings.azure.cloud)  # before MLflow imports its Azure ML plugin
     return mlflow_installed()
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from diabetes_mlops.config import load_settings
+from diabetes_mlops.config import AzureSettings, load_settings, setting_values
 from diabetes_mlops.errors import ConfigError
 
 
@@ -57,3 +58,71 @@ def test_scoring_key_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.scoring_key == "s3cret-value"
     assert "s3cret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['azure_location = "westeurope"\nazure_aks_replicas = 3\n', '[azure]\nlocation = "westeurope"\naks_replicas = 3\n'],
+    ids=["flat", "table"],
+)
+def test_azure_settings_from_flat_keys_or_the_azure_table(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "mlops.toml"
+    config.write_text("alpha = 2.0\n" + text)
+    settings = load_settings(config)
+    assert (settings.alpha, settings.azure.location, settings.azure.aks_replicas) == (2.0, "westeurope", 3)
+
+
+def test_an_azure_setting_given_both_ways_names_both(tmp_path: Path) -> None:
+    config = tmp_path / "mlops.toml"
+    config.write_text('azure_location = "westeurope"\n[azure]\nlocation = "northeurope"\n')
+    with pytest.raises(ConfigError, match="'azure_location' and 'location' in \\[azure\\]"):
+        load_settings(config)
+
+
+def test_an_unknown_key_in_the_azure_table_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "mlops.toml"
+    config.write_text("[azure]\naks_replicaz = 3\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{config}: unknown setting 'aks_replicaz' in [azure]")):
+        load_settings(config)
+
+
+def test_azure_settings_from_the_environment_and_arguments_win_over_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "mlops.toml"
+    config.write_text('[azure]\nlocation = "westeurope"\naks_replicas = 3\n')
+    monkeypatch.setenv("DIABETES_MLOPS_AZURE_LOCATION", "northeurope")
+    settings = load_settings(config, azure_aks_replicas=4)
+    assert (settings.azure.location, settings.azure.aks_replicas) == ("northeurope", 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "variable", "argument", "origin"),
+    [
+        ("[azure]\naks_replicas = 0\n", None, None, "mlops.toml"),
+        ("", "DIABETES_MLOPS_AZURE_AKS_REPLICAS", None, "DIABETES_MLOPS_AZURE_AKS_REPLICAS"),
+        ("", None, 0, "argument azure_aks_replicas"),
+    ],
+)
+def test_a_bad_azure_value_names_its_key_as_users_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, variable: str | None, argument: int | None, origin: str
+) -> None:
+    config = tmp_path / "mlops.toml"
+    config.write_text(text)
+    if variable:
+        monkeypatch.setenv(variable, "0")
+    with pytest.raises(ConfigError, match=f"{origin}: setting 'azure_aks_replicas' has an invalid value: 0") as raised:
+        load_settings(config, azure_aks_replicas=argument)
+    assert raised.value.key == "azure_aks_replicas"
+
+
+def test_azure_settings_check_themselves_by_the_keys_users_set() -> None:
+    with pytest.raises(ConfigError, match="'azure_aks_max_replicas' has an invalid value: 6") as raised:
+        AzureSettings(aks_replicas=7)
+    assert raised.value.key == "azure_aks_max_replicas"
+
+
+def test_every_setting_by_its_key_loads_the_same_settings(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, alpha=3.0, cv_alphas="0.1,1", azure_aks_replicas=3, azure_location="x")
+    assert load_settings(**setting_values(settings)) == settings
+    assert setting_values(settings)["azure_aks_replicas"] == 3

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from diabetes_mlops import runs
-from diabetes_mlops.config import ENV_PREFIX, Settings
+from diabetes_mlops.config import ENV_PREFIX, setting_types
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -17,7 +16,7 @@ def package_variables() -> set[str]:
     """Every ``DIABETES_MLOPS_*`` variable the package reads by name, besides the one of each setting."""
     source = "\n".join(path.read_text() for path in (REPO / "diabetes_mlops").rglob("*.py"))
     named = re.findall(r"DIABETES_MLOPS_([A-Z_]*[A-Z])", source) + re.findall(r"ENV_PREFIX}([A-Z_]+)", source)
-    settings = {field.name.upper() for field in dataclasses.fields(Settings)}
+    settings = {key.upper() for key in setting_types()}
     return {ENV_PREFIX + name for name in named if name not in settings and name != "X"}
 
 

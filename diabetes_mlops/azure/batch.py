@@ -135,7 +135,7 @@ def score_batch_on_azure(
         workers,
     )
     submitted = ml_client.jobs.create_or_update(job)
-    wait_for_job(ml_client, submitted.name, settings.azure_job_timeout, poll_seconds, on_status)
+    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     rejects = output_path.with_name(output_path.name + REJECTS_SUFFIX)
     # Downloaded beside the output, so each file is renamed into place on the same file system.

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.config import ENV_PREFIX, load_settings
+from diabetes_mlops.config import AZURE_PREFIX, ENV_PREFIX, AzureSettings, load_settings
 from diabetes_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 CONFIG_FILE_FIELDS = ("subscription_id", "resource_group", "workspace_name")
 
 
-def require(settings: Settings, name: str) -> Any:
-    """The value of setting ``name``, or a ConfigError naming the setting and its environment variable."""
+def require(settings: Settings | AzureSettings, name: str) -> Any:
+    """The value of ``settings.<name>``, or a ConfigError naming the setting as users set it and its variable."""
     value = getattr(settings, name)
     if value in (None, ""):
+        key = AZURE_PREFIX + name if isinstance(settings, AzureSettings) else name
         raise ConfigError(
-            f"setting {name!r} is required for Azure: set it in mlops.toml or the environment "
-            f"variable {ENV_PREFIX}{name.upper()}"
+            f"setting {key!r} is required for Azure: set it in mlops.toml or the environment "
+            f"variable {ENV_PREFIX}{key.upper()}"
         )
     return value
 
@@ -39,7 +40,7 @@ def cloud(settings: Settings) -> Cloud:
     """The cloud ``azure_cloud`` names: its endpoints for every client built here."""
     from diabetes_mlops.azure.clouds import resolve
 
-    return resolve(settings.azure_cloud)
+    return resolve(settings.azure.cloud)
 
 
 def default_credential(settings: Settings | None = None) -> TokenCredential:
@@ -54,7 +55,7 @@ def default_credential(settings: Settings | None = None) -> TokenCredential:
 
 def with_workspace(settings: Settings) -> Settings:
     """The settings with subscription, resource group and workspace filled in from ``azure_config_file``."""
-    path = settings.azure_config_file
+    path = settings.azure.config_file
     if path is None:
         return settings
     if not path.is_file():
@@ -64,13 +65,10 @@ def with_workspace(settings: Settings) -> Settings:
         subscription, group, workspace = (str(found[field]) for field in CONFIG_FILE_FIELDS)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"setting 'azure_config_file': {path} lacks {exc} (Azure ML's config.json)") from None
-    return dataclasses.replace(
-        settings,
-        azure_config_file=None,
-        azure_subscription_id=subscription,
-        azure_resource_group=group,
-        azure_workspace=workspace,
+    azure = dataclasses.replace(
+        settings.azure, config_file=None, subscription_id=subscription, resource_group=group, workspace=workspace
     )
+    return dataclasses.replace(settings, azure=azure)
 
 
 def ml_client(settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any) -> MLClient:
@@ -83,12 +81,12 @@ def ml_client(settings: Settings, credential: TokenCredential | None = None, **c
     chosen = cloud(settings)
     # MLClient puts the cloud's name in AZUREML_CURRENT_CLOUD for this process and its children; a child's
     # `import azure.ai.ml` (or `import mlflow` with Azure ML's plugin) resolves it at once: name it fully first.
-    export_to_azureml(settings.azure_cloud)
+    export_to_azureml(settings.azure.cloud)
     return MLClient(
         credential or default_credential(settings),
-        subscription_id=require(settings, "azure_subscription_id"),
-        resource_group_name=require(settings, "azure_resource_group"),
-        workspace_name=require(settings, "azure_workspace"),
+        subscription_id=require(settings.azure, "subscription_id"),
+        resource_group_name=require(settings.azure, "resource_group"),
+        workspace_name=require(settings.azure, "workspace"),
         **{**chosen.ml_client_kwargs(), **client_kwargs},
     )
 
@@ -135,7 +133,7 @@ def container_registry_data_client(
 
 def _arm_args(settings: Settings, credential: TokenCredential | None) -> tuple[TokenCredential, str]:
     settings = with_workspace(settings)
-    return credential or default_credential(settings), require(settings, "azure_subscription_id")
+    return credential or default_credential(settings), require(settings.azure, "subscription_id")
 
 
 def _arm_kwargs(settings: Settings, client_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,11 @@ def compute_cluster(settings: Settings) -> AmlCompute:
     from azure.ai.ml.entities import AmlCompute, IdentityConfiguration
 
     return AmlCompute(
-        name=settings.azure_compute_name,
-        size=settings.azure_compute_size,
+        name=settings.azure.compute_name,
+        size=settings.azure.compute_size,
         min_instances=0,
-        max_instances=settings.azure_compute_max_nodes,
-        idle_time_before_scale_down=settings.azure_compute_idle_seconds,
+        max_instances=settings.azure.compute_max_nodes,
+        idle_time_before_scale_down=settings.azure.compute_idle_seconds,
         tier="dedicated",
         identity=IdentityConfiguration(type="system_assigned"),
         description="diabetes-mlops training; scales to 0 nodes when idle",
@@ -34,6 +34,6 @@ def ensure_compute(ml_client: MLClient, settings: Settings, timeout: float = COM
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        return ml_client.compute.get(settings.azure_compute_name)
+        return ml_client.compute.get(settings.azure.compute_name)
     except ResourceNotFoundError:
         return ml_client.compute.begin_create_or_update(compute_cluster(settings)).result(timeout=timeout)

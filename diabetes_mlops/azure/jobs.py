@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import diabetes_mlops
 from diabetes_mlops import progress
+from diabetes_mlops.config import setting_values
 from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def environment(settings: Settings) -> Environment:
     from azure.ai.ml.entities import Environment
 
     conda = {"name": "diabetes-mlops", "channels": ["conda-forge"], "dependencies": ["python=3.11", "pip"]}
-    return Environment(image=settings.azure_environment_image, conda_file=conda)
+    return Environment(image=settings.azure.environment_image, conda_file=conda)
 
 
 def job_environment_variables(settings: Settings, registry: bool = False) -> dict[str, str]:
@@ -102,13 +103,14 @@ def job_environment_variables(settings: Settings, registry: bool = False) -> dic
     from diabetes_mlops.azure.clients import with_workspace
 
     settings = with_workspace(settings)
-    values: dict[str, Any] = {name: getattr(settings, name) for name in FORWARDED_SETTINGS}
+    every = setting_values(settings)
+    values: dict[str, Any] = {key: every[key] for key in FORWARDED_SETTINGS}
     if registry:  # evaluate and register talk to this workspace's registry, as the compute's identity
         values.update(
             registry_backend="azureml",
-            azure_subscription_id=settings.azure_subscription_id,
-            azure_resource_group=settings.azure_resource_group,
-            azure_workspace=settings.azure_workspace,
+            azure_subscription_id=settings.azure.subscription_id,
+            azure_resource_group=settings.azure.resource_group,
+            azure_workspace=settings.azure.workspace,
         )
     out = {}
     for name, value in values.items():
@@ -134,13 +136,13 @@ def kit_command(
     return command(
         name=name.lower(),
         display_name=display_name,
-        experiment_name=settings.azure_experiment,
+        experiment_name=settings.azure.experiment,
         command=command_line,
         inputs=inputs,
         outputs=outputs,
         environment=environment(settings),
         environment_variables=job_environment_variables(settings),
-        compute=settings.azure_compute_name,
+        compute=settings.azure.compute_name,
         tags={**tags, "created_by": "diabetes-mlops"},
     )
 

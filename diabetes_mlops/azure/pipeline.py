@@ -41,7 +41,7 @@ def retrain_pipeline(settings: Settings, package_uri: str) -> PipelineJob:
 
     train_inputs = {"package": package}
     train_line = f'{INSTALL} && diabetes-mlops train --run-dir "${{{{outputs.run_dir}}}}"'
-    if settings.azure_training_data:
+    if settings.azure.training_data:
         train_inputs["data"] = Input(type="uri_file", mode="download")
         train_line += ' --data "${{inputs.data}}"'
     train = command(
@@ -67,15 +67,15 @@ def retrain_pipeline(settings: Settings, package_uri: str) -> PipelineJob:
     )
 
     data = {}
-    if settings.azure_training_data:
-        data["data"] = Input(type="uri_file", path=settings.azure_training_data, mode="download")
+    if settings.azure.training_data:
+        data["data"] = Input(type="uri_file", path=settings.azure.training_data, mode="download")
 
     # No annotations: the dsl reads them as input types, and this module's are strings.
     @pipeline(
         None,
         name="diabetes_retrain",
         description="diabetes-mlops: train, evaluate, register if better",
-        default_compute=settings.azure_compute_name,
+        default_compute=settings.azure.compute_name,
     )
     def retrain(package):
         trained = train(package=package, **data)
@@ -84,7 +84,7 @@ def retrain_pipeline(settings: Settings, package_uri: str) -> PipelineJob:
         return {"run_dir": registered.outputs.run_dir}
 
     job = retrain(package=Input(type="uri_file", path=package_uri, mode="download"))
-    job.experiment_name = settings.azure_experiment
+    job.experiment_name = settings.azure.experiment
     job.tags = {"created_by": "diabetes-mlops"}
     return job
 
@@ -99,8 +99,8 @@ def retrain_schedule(settings: Settings, job: PipelineJob) -> JobSchedule:
     from azure.ai.ml.entities import CronTrigger, JobSchedule
 
     return JobSchedule(
-        name=settings.azure_schedule_name,
-        trigger=CronTrigger(expression=settings.azure_schedule_cron, time_zone=settings.azure_schedule_timezone),
+        name=settings.azure.schedule_name,
+        trigger=CronTrigger(expression=settings.azure.schedule_cron, time_zone=settings.azure.schedule_timezone),
         create_job=job,
         description="diabetes-mlops scheduled retraining",
         tags={"created_by": "diabetes-mlops"},

@@ -83,7 +83,7 @@ def run_retrain_pipeline(
         raise MlopsError("Azure ML accepted the retraining pipeline without naming its job")
     status = str(job.status)
     if wait:
-        status = wait_for_job(client, job.name, settings.azure_job_timeout)
+        status = wait_for_job(client, job.name, settings.azure.job_timeout)
     return {"job_name": job.name, "status": status, "studio_url": job.studio_url}
 
 
@@ -96,7 +96,7 @@ def schedule_retraining(settings: Settings, credential: TokenCredential | None =
     client, files = _workspace(settings, credential)
     ensure(client, settings)
     schedule = create_schedule(client, retrain_schedule(settings, retrain_pipeline(settings, upload_source(files))))
-    return {"name": schedule.name, "cron": settings.azure_schedule_cron, "time_zone": settings.azure_schedule_timezone}
+    return {"name": schedule.name, "cron": settings.azure.schedule_cron, "time_zone": settings.azure.schedule_timezone}
 
 
 def unschedule_retraining(settings: Settings, credential: TokenCredential | None = None) -> bool:
@@ -104,5 +104,5 @@ def unschedule_retraining(settings: Settings, credential: TokenCredential | None
     from diabetes_mlops.azure.pipeline import delete_schedule
 
     return delete_schedule(
-        ml_client(settings, credential or default_credential(settings)), settings.azure_schedule_name
+        ml_client(settings, credential or default_credential(settings)), settings.azure.schedule_name
     )

@@ -76,7 +76,7 @@ def train_on_azure(
 
     ensure_compute(ml_client, settings)
     run_id = run_dir.name
-    data = data or settings.azure_training_data
+    data = data or settings.azure.training_data
     if data and Path(data).is_file():
         local = Path(data)
         prefix = f"{RUNS_PREFIX}/{run_id}-input"
@@ -85,7 +85,7 @@ def train_on_azure(
     run_prefix = f"{RUNS_PREFIX}/{run_id}"
     job = training_job(settings, run_id, upload_source(files), files.uri(run_prefix), data)
     submitted = ml_client.jobs.create_or_update(job)
-    wait_for_job(ml_client, submitted.name, settings.azure_job_timeout, poll_seconds, on_status)
+    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status)
     run_dir.mkdir(parents=True, exist_ok=True)
     downloaded = files.download_dir(run_prefix, run_dir)
     return AzureTraining(

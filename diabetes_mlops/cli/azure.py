@@ -66,7 +66,7 @@ def schedule(obj: Context, delete: bool) -> None:
 
     if delete:
         removed = unschedule_retraining(obj.settings)
-        name = obj.settings.azure_schedule_name
+        name = obj.settings.azure.schedule_name
         obj.emit({"name": name, "deleted": removed}, f"schedule {name}: {'deleted' if removed else 'did not exist'}")
         return
     out = schedule_retraining(obj.settings)

@@ -28,10 +28,10 @@ MODEL_TAG = "model"  # the group's tag naming the model version it serves, as NA
 
 def dns_label(settings: Settings) -> str:
     """The DNS label: configured, or the group name plus a hash of the resource group (unique per region)."""
-    if settings.azure_aci_dns_label:
-        return settings.azure_aci_dns_label
-    scope = f"{settings.azure_subscription_id}/{settings.azure_resource_group}".encode()
-    return f"{settings.azure_aci_name}-{hashlib.sha256(scope).hexdigest()[:8]}"
+    if settings.azure.aci_dns_label:
+        return settings.azure.aci_dns_label
+    scope = f"{settings.azure.subscription_id}/{settings.azure.resource_group}".encode()
+    return f"{settings.azure.aci_name}-{hashlib.sha256(scope).hexdigest()[:8]}"
 
 
 def registry_credential(
@@ -43,15 +43,15 @@ def registry_credential(
     from diabetes_mlops.deploy.image import login_server
 
     server = login_server(settings)
-    if settings.azure_aci_identity:
-        return ImageRegistryCredential(server=server, identity=settings.azure_aci_identity)
+    if settings.azure.aci_identity:
+        return ImageRegistryCredential(server=server, identity=settings.azure.aci_identity)
     if registry_client is None:
         raise ConfigError(
             "ACI needs a way to pull from ACR: set azure_aci_identity (DIABETES_MLOPS_AZURE_ACI_IDENTITY) "
             "or enable the registry's admin user"
         )
     creds = registry_client.registries.list_credentials(
-        require(settings, "azure_resource_group"), settings.azure_acr_name
+        require(settings.azure, "resource_group"), settings.azure.acr_name
     )
     return ImageRegistryCredential(server=server, username=creds.username, password=creds.passwords[0].value)
 
@@ -73,7 +73,7 @@ def container_group(settings: Settings, published: Published, credential: ImageR
         name="scoring",
         image=published.image,
         resources=m.ResourceRequirements(
-            requests=m.ResourceRequests(cpu=settings.azure_aci_cpu, memory_in_gb=settings.azure_aci_memory_gb)
+            requests=m.ResourceRequests(cpu=settings.azure.aci_cpu, memory_in_gb=settings.azure.aci_memory_gb)
         ),
         ports=[m.ContainerPort(port=SERVICE_PORT, protocol="TCP")],
         environment_variables=[  # ACI never returns a secure value
@@ -91,7 +91,7 @@ def container_group(settings: Settings, published: Published, credential: ImageR
             type="UserAssigned", user_assigned_identities={credential.identity: m.UserAssignedIdentities()}
         )
     return m.ContainerGroup(
-        location=require(settings, "azure_location"),
+        location=require(settings.azure, "location"),
         containers=[container],
         os_type="Linux",
         restart_policy="Always",
@@ -135,9 +135,9 @@ def deploy_aci(
     from azure.core.exceptions import HttpResponseError
 
     group, name, timeout = (
-        require(settings, "azure_resource_group"),
-        settings.azure_aci_name,
-        settings.azure_deploy_timeout,
+        require(settings.azure, "resource_group"),
+        settings.azure.aci_name,
+        settings.azure.deploy_timeout,
     )
     body = container_group(settings, published, credential)
     try:
@@ -161,7 +161,7 @@ def aci_endpoint(settings: Settings, client: ContainerInstanceManagementClient) 
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        found = client.container_groups.get(require(settings, "azure_resource_group"), settings.azure_aci_name)
+        found = client.container_groups.get(require(settings.azure, "resource_group"), settings.azure.aci_name)
     except ResourceNotFoundError:
         return None
     return _endpoint(found)
@@ -169,8 +169,8 @@ def aci_endpoint(settings: Settings, client: ContainerInstanceManagementClient) 
 
 def delete_aci(settings: Settings, client: ContainerInstanceManagementClient, **poller_kwargs: Any) -> bool:
     """Delete the QA group; False when there was none."""
-    group, name = require(settings, "azure_resource_group"), settings.azure_aci_name
+    group, name = require(settings.azure, "resource_group"), settings.azure.aci_name
     if not _exists(client, group, name):
         return False
-    client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=settings.azure_deploy_timeout)
+    client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=settings.azure.deploy_timeout)
     return True

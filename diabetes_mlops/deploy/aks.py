@@ -43,11 +43,11 @@ def kube_client(settings: Settings, client: ContainerServiceClient, credential: 
     import yaml
     from kubernetes import config
 
-    group = settings.azure_aks_resource_group or require(settings, "azure_resource_group")
-    result = client.managed_clusters.list_cluster_user_credentials(group, require(settings, "azure_aks_cluster"))
+    group = settings.azure.aks_resource_group or require(settings.azure, "resource_group")
+    result = client.managed_clusters.list_cluster_user_credentials(group, require(settings.azure, "aks_cluster"))
     value = result.kubeconfigs[0].value if result.kubeconfigs else None
     if not value:
-        raise DeployError(f"AKS cluster {settings.azure_aks_cluster} returned no kubeconfig")
+        raise DeployError(f"AKS cluster {settings.azure.aks_cluster} returned no kubeconfig")
     kubeconfig = yaml.safe_load(bytes(value))
     for user in kubeconfig.get("users") or []:
         if "exec" in (user.get("user") or {}):
@@ -77,8 +77,8 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
     ]
     pod: dict[str, Any] = {}
     labels = {"app": APP}
-    if settings.azure_aks_service_account:  # workload identity: the pod's Azure SDKs get the account's identity
-        pod["serviceAccountName"] = settings.azure_aks_service_account
+    if settings.azure.aks_service_account:  # workload identity: the pod's Azure SDKs get the account's identity
+        pod["serviceAccountName"] = settings.azure.aks_service_account
         labels["azure.workload.identity/use"] = "true"
     return {
         "apiVersion": "apps/v1",
@@ -99,8 +99,8 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
                             "ports": [{"name": "http", "containerPort": SERVICE_PORT}],
                             "env": env,
                             "resources": {
-                                "requests": {"cpu": settings.azure_aks_cpu, "memory": settings.azure_aks_memory},
-                                "limits": {"memory": settings.azure_aks_memory},
+                                "requests": {"cpu": settings.azure.aks_cpu, "memory": settings.azure.aks_memory},
+                                "limits": {"memory": settings.azure.aks_memory},
                             },
                             "readinessProbe": probe,
                             "livenessProbe": {**probe, "httpGet": {"path": "/health", "port": "http"}},
@@ -133,14 +133,14 @@ def autoscaler_manifest(settings: Settings) -> dict[str, Any]:
         "metadata": {"name": APP},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-            "minReplicas": settings.azure_aks_replicas,
-            "maxReplicas": settings.azure_aks_max_replicas,
+            "minReplicas": settings.azure.aks_replicas,
+            "maxReplicas": settings.azure.aks_max_replicas,
             "metrics": [
                 {
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": settings.azure_aks_target_cpu_percent},
+                        "target": {"type": "Utilization", "averageUtilization": settings.azure.aks_target_cpu_percent},
                     },
                 }
             ],
@@ -181,7 +181,7 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
     from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api, V1Namespace, V1ObjectMeta
     from kubernetes.client.exceptions import ApiException
 
-    ns = settings.azure_aks_namespace
+    ns = settings.azure.aks_namespace
     core = CoreV1Api(api)
     secret = {
         "apiVersion": "v1",
@@ -248,7 +248,7 @@ def external_url(api: ApiClient, namespace: str, timeout: float, poll_seconds: f
 
 def deploy_aks(settings: Settings, api: ApiClient, published: Published, poll_seconds: float = 5.0) -> Endpoint:
     """Apply the image, then wait for the rollout and the load balancer's address."""
-    ns, timeout = settings.azure_aks_namespace, settings.azure_deploy_timeout
+    ns, timeout = settings.azure.aks_namespace, settings.azure.deploy_timeout
     apply(settings, api, published)
     wait_for_rollout(api, ns, timeout, poll_seconds)
     url = external_url(api, ns, timeout, poll_seconds)
@@ -257,7 +257,7 @@ def deploy_aks(settings: Settings, api: ApiClient, published: Published, poll_se
 
 def aks_endpoint(settings: Settings, api: ApiClient) -> Endpoint | None:
     """What production serves now; None when nothing is deployed or it has no address yet."""
-    ns = settings.azure_aks_namespace
+    ns = settings.azure.aks_namespace
     served = served_model(api, ns)
     if served is None:
         return None
@@ -274,7 +274,7 @@ def delete_aks(settings: Settings, api: ApiClient) -> bool:
     from kubernetes.client import AppsV1Api, AutoscalingV2Api, CoreV1Api
     from kubernetes.client.exceptions import ApiException
 
-    ns, found = settings.azure_aks_namespace, False
+    ns, found = settings.azure.aks_namespace, False
     deletions = (
         AutoscalingV2Api(api).delete_namespaced_horizontal_pod_autoscaler,
         CoreV1Api(api).delete_namespaced_service,

@@ -56,7 +56,7 @@ class ImageResult:
 
 def login_server(settings: Settings) -> str:
     """The registry's host name in the configured cloud (``<acr>.azurecr.io`` in the public one)."""
-    return cloud(settings).acr_login_server(require(settings, "azure_acr_name"))
+    return cloud(settings).acr_login_server(require(settings.azure, "acr_name"))
 
 
 def image_tag(name: str, version: int) -> str:
@@ -131,7 +131,7 @@ def build_with_acr(
     from azure.mgmt.containerregistry.v2019_06_01_preview.models import DockerBuildRequest, PlatformProperties
     from azure.storage.blob import BlobClient
 
-    group, registry = require(settings, "azure_resource_group"), require(settings, "azure_acr_name")
+    group, registry = require(settings.azure, "resource_group"), require(settings.azure, "acr_name")
     upload = client.registries.get_build_source_upload_url(group, registry)
     # The upload URL carries a SAS token: it is used, never printed.
     BlobClient.from_blob_url(upload.upload_url).upload_blob(context_tarball(context), overwrite=True)

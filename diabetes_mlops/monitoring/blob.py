@@ -77,18 +77,18 @@ class BlobLogStore:
         from diabetes_mlops.azure.clients import default_credential, require
 
         # Few, quick retries: an outage should make writes spool, not make the scoring request wait.
-        if settings.azure_storage_connection_string:
+        if settings.azure.storage_connection_string:
             container = ContainerClient.from_connection_string(
-                settings.azure_storage_connection_string,
-                settings.azure_storage_container,
+                settings.azure.storage_connection_string,
+                settings.azure.storage_container,
                 retry_total=1,
                 connection_timeout=5,
                 read_timeout=30,
             )
         else:
             container = ContainerClient(
-                require(settings, "azure_storage_account_url"),
-                settings.azure_storage_container,
+                require(settings.azure, "storage_account_url"),
+                settings.azure.storage_container,
                 credential=credential or default_credential(settings),
                 retry_total=1,
                 connection_timeout=5,

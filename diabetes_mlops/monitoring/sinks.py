@@ -23,7 +23,7 @@ class LogSink(Protocol):
 
 def open_log_sink(settings: Settings) -> LogSink:
     """Where scoring records go and are read back from: Blob Storage when configured, else local files."""
-    if settings.azure_storage_account_url or settings.azure_storage_connection_string:
+    if settings.azure.storage_account_url or settings.azure.storage_connection_string:
         from diabetes_mlops.monitoring.blob import BlobLogStore
 
         return BlobLogStore.from_settings(settings)

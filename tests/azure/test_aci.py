@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fakes import Call, FakeCredential, FakeTransport
 
-from diabetes_mlops.config import load_settings
+from diabetes_mlops.config import load_settings, setting_values
 from diabetes_mlops.deploy.aci import aci_endpoint, delete_aci, deploy_aci, registry_credential
 from diabetes_mlops.deploy.targets import Published
 from diabetes_mlops.errors import ConfigError
@@ -178,7 +178,7 @@ def test_pull_with_a_managed_identity(settings, aci, clients) -> None:
     identity = (
         f"/subscriptions/{SUB}/resourceGroups/rg-qa/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id"
     )
-    with_identity = load_settings(**{**settings.__dict__, "azure_aci_identity": identity})
+    with_identity = load_settings(**{**setting_values(settings), "azure_aci_identity": identity})
     cred = registry_credential(with_identity)
     deploy_aci(with_identity, client, V3, cred, polling_interval=0)
     (put,) = aci.transport.find("PUT", rf"{GROUPS}/diabetes-qa")
@@ -210,7 +210,7 @@ def test_the_qa_container_logs_to_blob_and_reports_to_app_insights(settings, aci
         "azure_appinsights_connection_string": "InstrumentationKey=ik-2",
         "azure_identity_client_id": "cid-7",
     }
-    wired = load_settings(**{**settings.__dict__, **wiring})
+    wired = load_settings(**{**setting_values(settings), **wiring})
     deploy_aci(wired, client, V3, registry_credential(wired, registry), polling_interval=0)
     (put,) = aci.transport.find("PUT", rf"{GROUPS}/diabetes-qa")
     env = put.body["properties"]["containers"][0]["properties"]["environmentVariables"]

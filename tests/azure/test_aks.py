@@ -13,7 +13,7 @@ from fake_kube import FakeKube
 from fakes import FakeCredential, FakeTransport
 
 from diabetes_mlops.azure.clients import container_service_client
-from diabetes_mlops.config import load_settings
+from diabetes_mlops.config import load_settings, setting_values
 from diabetes_mlops.deploy.aks import aks_endpoint, delete_aks, deploy_aks, kube_client
 from diabetes_mlops.deploy.targets import Published
 from diabetes_mlops.errors import DeployError
@@ -141,7 +141,7 @@ def test_endpoint_names_the_served_version_and_delete_removes_the_objects(settin
 
 def test_a_rollout_that_does_not_finish_fails_the_deploy(settings, api, kube) -> None:
     kube.rollout_polls = 10**6
-    quick = load_settings(**{**settings.__dict__, "azure_deploy_timeout": 0.2})
+    quick = load_settings(**{**setting_values(settings), "azure_deploy_timeout": 0.2})
     with pytest.raises(DeployError, match="did not finish rolling out") as info:
         deploy_aks(quick, api, V3, poll_seconds=0.01)
     assert KEY not in str(info.value)
@@ -182,7 +182,7 @@ def test_a_redeploy_keeps_the_replica_count_the_autoscaler_chose(settings, kube,
 
 def test_production_pods_log_to_blob_report_to_app_insights_and_run_as_the_workload_identity(settings, kube, api):
     """Without these the scoring log stays in the pod (lost on restart, unseen by drift) and telemetry goes nowhere."""
-    wired = load_settings(**{**settings.__dict__, "azure_storage_account_url": "https://logs.blob.core.windows.net",
+    wired = load_settings(**{**setting_values(settings), "azure_storage_account_url": "https://logs.blob.core.windows.net",
         "azure_appinsights_connection_string": "InstrumentationKey=ik-1;IngestionEndpoint=https://in.example/",
         "azure_identity_client_id": "11111111-2222-3333-4444-555555555555",
         "azure_aks_service_account": "diabetes-scoring"})  # fmt: skip

@@ -48,8 +48,8 @@ def test_azure_settings_come_from_the_environment_and_are_checked(monkeypatch, t
     monkeypatch.setenv("DIABETES_MLOPS_AZURE_ACI_CPU", "0.5")
     monkeypatch.setenv("DIABETES_MLOPS_AZURE_SCHEDULE_CRON", "30 2 * * 1")
     settings = load_settings(config_file=None, home=tmp_path)
-    assert (settings.azure_aks_replicas, settings.azure_aci_cpu) == (4, 0.5)
-    assert settings.azure_schedule_cron == "30 2 * * 1"
+    assert (settings.azure.aks_replicas, settings.azure.aci_cpu) == (4, 0.5)
+    assert settings.azure.schedule_cron == "30 2 * * 1"
     monkeypatch.setenv("DIABETES_MLOPS_AZURE_AKS_MAX_REPLICAS", "2")
     with pytest.raises(ConfigError, match="azure_aks_max_replicas"):
         load_settings(home=tmp_path)
@@ -60,7 +60,7 @@ def test_azure_settings_come_from_the_environment_and_are_checked(monkeypatch, t
 
 def test_a_missing_setting_names_the_setting_and_its_variable(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path, azure_subscription_id=SUB)
-    assert require(settings, "azure_subscription_id") == SUB
+    assert require(settings.azure, "subscription_id") == SUB
     with pytest.raises(ConfigError, match=r"'azure_resource_group'.*DIABETES_MLOPS_AZURE_RESOURCE_GROUP"):
         ml_client(settings, FakeCredential())
 

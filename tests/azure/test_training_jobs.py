@@ -21,7 +21,7 @@ from diabetes_mlops.azure.pipeline import (
     submit_pipeline,
 )
 from diabetes_mlops.azure.training import train_on_azure
-from diabetes_mlops.config import load_settings
+from diabetes_mlops.config import load_settings, setting_values
 
 SOURCE = (
     "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/packages/abc/diabetes_mlops-0.1.0-py3-none-any.whl"
@@ -97,7 +97,7 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert job["environmentVariables"]["DIABETES_MLOPS_TRACKING"] == "False"  # as the tests run: tracking off
     assert job["experimentName"] == "diabetes-mlops"
     env_body = workspace.transport.find("PUT", rf"{WS_PATH}/environments/.+/versions/.+")[0].body["properties"]
-    assert env_body["image"] == settings.azure_environment_image
+    assert env_body["image"] == settings.azure.environment_image
     assert "python=3.11" in env_body["condaFile"]
     # The package went to the datastore as a wheel with the package's own modules and its metadata.
     (wheel,) = container.list_blobs(name_starts_with="diabetes-mlops/packages/")
@@ -215,7 +215,7 @@ def test_a_local_training_file_is_uploaded_and_passed_to_the_job(
 
 
 def test_the_pipeline_trains_on_the_configured_data_asset(ml_client, workspace, settings) -> None:
-    with_data = load_settings(**{**settings.__dict__, "azure_training_data": "azureml:diabetes-batches:3"})
+    with_data = load_settings(**{**setting_values(settings), "azure_training_data": "azureml:diabetes-batches:3"})
     submit_pipeline(ml_client, retrain_pipeline(with_data, SOURCE))
     (put,) = [c for c in workspace.transport.find("PUT", rf"{WS_PATH}/jobs/.+")]
     trained = put.body["properties"]["jobs"]["trained"]

@@ -43,14 +43,16 @@ def pull_credential(simazure: SimAzure, settings: Settings, password: str | None
 def test_an_aci_group_runs_the_image_and_passes_the_smoke_test(
     simazure: SimAzure, azure_settings: Settings, published: Published
 ) -> None:
-    settings = dataclasses.replace(azure_settings, azure_aci_dns_label="diabetes-qa-sim")
+    settings = dataclasses.replace(
+        azure_settings, azure=dataclasses.replace(azure_settings.azure, aci_dns_label="diabetes-qa-sim")
+    )
     client = container_instance_client(settings)
     endpoint = deploy_aci(settings, client, published, pull_credential(simazure, settings))
     assert endpoint.url == "http://diabetes-qa-sim.westeurope.azurecontainer.simazure.test:8000"
     checked = smoke_test(endpoint.url, settings.scoring_key, published.version, timeout=120)
     assert checked.ok, checked.reason
     # The secure value reached the container but is never returned.
-    group = client.container_groups.get(settings.azure_resource_group, settings.azure_aci_name)
+    group = client.container_groups.get(settings.azure.resource_group, settings.azure.aci_name)
     assert {e.name: e.secure_value for e in group.containers[0].environment_variables}[
         "DIABETES_MLOPS_SCORING_KEY"
     ] is None
@@ -74,7 +76,7 @@ def test_an_aks_deployment_rolls_out_and_passes_the_smoke_test(
     assert checked.ok, checked.reason
     assert endpoint.image == published.image
     pods = simazure.kube.pods[
-        f"/apis/apps/v1/namespaces/{azure_settings.azure_aks_namespace}/deployments/diabetes-scoring"
+        f"/apis/apps/v1/namespaces/{azure_settings.azure.aks_namespace}/deployments/diabetes-scoring"
     ]
     assert pods and all(pod.image == published.image for _, pod in pods)  # replicas: the HPA's (not simulated)
     assert simazure.gateway.refused == []

@@ -67,7 +67,7 @@ class AzureTarget:
             from diabetes_mlops.deploy.aci import deploy_aci, registry_credential
 
             acr = None
-            if not self.settings.azure_aci_identity:
+            if not self.settings.azure.aci_identity:
                 acr = container_registry_client(self.settings, self.credential, **self._client_kwargs)
             pull = registry_credential(self.settings, acr)
             return deploy_aci(self.settings, self._aci(), published, pull)

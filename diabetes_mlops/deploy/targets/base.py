@@ -51,14 +51,14 @@ def container_environment(settings: Settings, port: int) -> list[ContainerVariab
     wanted = [
         ("PORT", str(port), False),
         ("DIABETES_MLOPS_SCORING_KEY", require(settings, "scoring_key"), True),  # never an open public endpoint
-        ("DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL", settings.azure_storage_account_url, False),
-        ("DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING", settings.azure_storage_connection_string, True),
-        ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", settings.azure_storage_container, False),
+        ("DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL", settings.azure.storage_account_url, False),
+        ("DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING", settings.azure.storage_connection_string, True),
+        ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", settings.azure.storage_container, False),
         ("DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL", str(settings.scoring_log_upload_interval), False),
-        ("APPLICATIONINSIGHTS_CONNECTION_STRING", settings.azure_appinsights_connection_string, True),
-        ("AZURE_CLIENT_ID", settings.azure_identity_client_id, False),  # which managed identity Azure SDKs use
+        ("APPLICATIONINSIGHTS_CONNECTION_STRING", settings.azure.appinsights_connection_string, True),
+        ("AZURE_CLIENT_ID", settings.azure.identity_client_id, False),  # which managed identity Azure SDKs use
     ]
-    logs_to_blob = bool(settings.azure_storage_account_url or settings.azure_storage_connection_string)
+    logs_to_blob = bool(settings.azure.storage_account_url or settings.azure.storage_connection_string)
     return [
         ContainerVariable(name, value, secret)
         for name, value, secret in wanted
