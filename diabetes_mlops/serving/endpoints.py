@@ -3,17 +3,18 @@
 They are the service's hot path. A Starlette function endpoint makes a Request, a Response and two
 exception-handling wrappers per call, which together cost more than parsing, predicting and logging a
 row; here a request is its scope's headers, its body's chunks, and two messages back. Starlette still
-routes to them (404, 405), and anything they raise gets its JSON 500.
+routes to them when the fast path of ``app.py`` does not (404, 405).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import orjson
 
 from diabetes_mlops.serving.parsing import InputError, parse_body
-from diabetes_mlops.serving.responses import JSON, error_body
+from diabetes_mlops.serving.responses import INTERNAL_ERROR, JSON, error_body
 from diabetes_mlops.serving.tensors import inference_response, parse_inference, unknown_model
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.scorer import Call, Scorer
 
+log = logging.getLogger(__name__)
 BINARY_HEADER = "inference-header-content-length"
 _JSON = JSON.encode()
 _OCTETS = b"application/octet-stream"
@@ -54,7 +56,8 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
 class _ScoringEndpoint:
     """Begin and authorize the call, let ``respond`` parse and score, then send and count the answer.
 
-    An InputError, from any step, is answered with its status and a JSON body that names the problem.
+    An InputError, from any step, is answered with its status and a JSON body that names the problem; any
+    other failure with a JSON 500 that gives the request id, its traceback going to the server's log only.
     """
 
     def __init__(self, scorer: Scorer, metrics: ServiceMetrics) -> None:
@@ -74,6 +77,9 @@ class _ScoringEndpoint:
             content_type, body = await self.respond(scope, headers, receive, call)
         except InputError as exc:
             status, content_type, body = exc.status, _JSON, error_body(exc.message)
+        except Exception:
+            log.exception("request %s failed", call.request_id)
+            status, content_type, body = 500, _JSON, error_body(INTERNAL_ERROR)
         answer = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         answer += [(name.encode(), value.encode("latin-1")) for name, value in call.echo.items()]
         self.metrics.count(status)

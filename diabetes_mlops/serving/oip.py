@@ -14,19 +14,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from diabetes_mlops import __version__
-from diabetes_mlops.serving.endpoints import InferEndpoint
 from diabetes_mlops.serving.responses import error
 from diabetes_mlops.serving.tensors import model_metadata, unknown_model
 
 if TYPE_CHECKING:
-    from diabetes_mlops.serving.metrics import ServiceMetrics
+    from diabetes_mlops.serving.endpoints import InferEndpoint
     from diabetes_mlops.serving.scorer import Scorer
 
 EXTENSIONS = ["binary_tensor_data"]
 
 
-def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
-    """The ``/v2`` routes that serve ``scorer``'s model; ``metrics`` count their answers."""
+def oip_routes(scorer: Scorer, infer: InferEndpoint) -> list[Route]:
+    """The ``/v2`` routes that serve ``scorer``'s model, ``infer`` answering its inference requests."""
     name, version = scorer.served.name, scorer.served.version
 
     def missing(request: Request) -> Response | None:
@@ -49,7 +48,6 @@ def oip_routes(scorer: Scorer, metrics: ServiceMetrics) -> list[Route]:
     async def metadata(request: Request) -> Response:
         return missing(request) or JSONResponse(model_metadata(name, version))
 
-    infer = InferEndpoint(scorer, metrics)
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     return [

@@ -6,6 +6,7 @@ import orjson
 from starlette.responses import Response
 
 JSON = "application/json"
+INTERNAL_ERROR = "internal error while scoring; the request id is in the X-Ms-Request-Id header"
 
 
 def error_body(message: str) -> bytes:
