@@ -2,12 +2,12 @@
 (mlserver-sklearn, the Open Inference Protocol's reference server) on the same model and machine.
 
 Load comes from `wrk` (Debian's package: `apt-get install wrk`), one wrk thread, keep-alive connections,
-sharing the two cores with the server under test; ours and azmlinfsrv run two workers. For each server it prints single-row requests/s and
-p50/p99 latency at concurrency 1 and 32, rows/s with 1,000-row JSON batches (ours: /score and the Open
-Inference Protocol, JSON and binary tensors), cold start (spawn to first answered request) and resident
-memory per process, then the ratios. Then ``score-batch`` on 10M rows (Parquet and CSV) against the
-in-process ``predict`` floor on the same rows (--only-batch: that alone). With --log-cost, pairs of runs
-measure what the scoring log costs.
+sharing the two cores with the server under test; ours and azmlinfsrv run two workers. For each server it
+prints single-row requests/s and p50/p99 latency at concurrency 1 and 32, rows/s with 1,000-row JSON
+batches (ours: /score and the Open Inference Protocol, JSON and binary tensors), cold start (spawn to
+first answered request) and resident memory per process, then the ratios. Then ``score-batch`` on 10M
+rows (Parquet and CSV) against the in-process ``predict`` floor on the same rows (--only-batch: that
+alone). With --log-cost, pairs of runs measure what the scoring log costs.
 
 azmlinfsrv comes from the venv scripts/test.sh makes (.tools/azmlinfsrv); MLServer from a venv this
 script makes once (.tools/mlserver, `pip install mlserver mlserver-sklearn`; for the benchmark only).
