@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diabetes_mlops.monitoring.logger import ScoringLogger, _iso_utc
+from diabetes_mlops.monitoring.logger import WRITE_ROWS, ScoringLogger, _iso_utc
 from diabetes_mlops.monitoring.store import LocalLogStore
 
 
@@ -32,3 +32,33 @@ def test_close_writes_every_queued_record(tmp_path: Path) -> None:
     assert records[1]["inputs"] == rows.tolist() and records[0]["inputs"] == [list(range(1, 11))]
     assert [r["request_id"] for r in records if r["synthetic"]] == ["r7"]
     assert {r["model_version"] for r in records} == {3}
+
+
+class FailsOnce(LocalLogStore):
+    """A store whose writes are counted by rows, and whose second write fails once, as a disk that fills."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written_rows: list[int] = []
+        self.calls = 0
+
+    def write(self, records: list[dict[str, object]]) -> None:  # type: ignore[override]
+        self.calls += 1
+        if self.calls == 2:
+            raise OSError(28, "No space left on device")
+        super().write(records)
+        self.written_rows.append(sum(len(r["predictions"]) for r in records))  # type: ignore[arg-type]
+
+
+def test_a_large_backlog_is_written_in_slices_and_a_failed_slice_is_written_once_later(tmp_path: Path) -> None:
+    store = FailsOnce(tmp_path)
+    logger = ScoringLogger(store, flush_interval=60.0)
+    batch = np.ones((1000, 10))
+    for i in range(35):
+        logger.log(f"r{i}", 1.79e9 + i, ("diabetes", 3), batch, np.zeros(1000), 0.1, None)
+    logger._drain()  # the writer's wake-up: the second slice fails and waits in memory
+    assert store.written_rows == [WRITE_ROWS] and logger.unwritten == 25_000 // 1000
+    logger.close()  # the final drain retries what waits
+    assert store.written_rows == [WRITE_ROWS, WRITE_ROWS, WRITE_ROWS, 5_000]
+    assert [r["request_id"] for r in store.read()] == [f"r{i}" for i in range(35)]
+    assert logger.dropped == 0
