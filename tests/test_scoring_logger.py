@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diabetes_mlops.monitoring.logger import WRITE_ROWS, ScoringLogger, _iso_utc
+from diabetes_mlops.monitoring.logger import ScoringLogger, _iso_utc
+from diabetes_mlops.monitoring.records import CHUNK_ROWS, encode_record, encoded_chunks, scoring_record
 from diabetes_mlops.monitoring.store import LocalLogStore
 
 
@@ -34,31 +37,27 @@ def test_close_writes_every_queued_record(tmp_path: Path) -> None:
     assert {r["model_version"] for r in records} == {3}
 
 
-class FailsOnce(LocalLogStore):
-    """A store whose writes are counted by rows, and whose second write fails once, as a disk that fills."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.written_rows: list[int] = []
-        self.calls = 0
-
-    def write(self, records: list[dict[str, object]]) -> None:  # type: ignore[override]
-        self.calls += 1
-        if self.calls == 2:
-            raise OSError(28, "No space left on device")
-        super().write(records)
-        self.written_rows.append(sum(len(r["predictions"]) for r in records))  # type: ignore[arg-type]
+@given(st.lists(st.integers(1, 4_000), max_size=40))
+def test_records_are_formatted_in_pieces_of_about_chunk_rows(sizes: list[int]) -> None:
+    records = [
+        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[]", np.zeros(n), 0.1)
+        for i, n in enumerate(sizes)
+    ]
+    pieces = list(encoded_chunks(records))
+    assert b"".join(pieces) == b"".join(map(encode_record, records))
+    rows = [sum(len(orjson.loads(line)["predictions"]) for line in piece.splitlines()) for piece in pieces]
+    assert all(CHUNK_ROWS <= n < CHUNK_ROWS + 4_000 for n in rows[:-1])
+    assert sum(rows) == sum(sizes) and (not rows or 0 < rows[-1] < CHUNK_ROWS + 4_000)
 
 
-def test_a_large_backlog_is_written_in_slices_and_a_failed_slice_is_written_once_later(tmp_path: Path) -> None:
-    store = FailsOnce(tmp_path)
-    logger = ScoringLogger(store, flush_interval=60.0)
+def test_a_write_that_fails_after_its_first_pieces_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    store = LocalLogStore(tmp_path)
+    first = scoring_record("r0", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[]", np.zeros(1), 0.1)
+    store.write([first])
+    before = (tmp_path / "scoring-2026-12-02.jsonl").read_bytes()
     batch = np.ones((1000, 10))
-    for i in range(35):
-        logger.log(f"r{i}", 1.79e9 + i, ("diabetes", 3), batch, np.zeros(1000), 0.1, None)
-    logger._drain()  # the writer's wake-up: the second slice fails and waits in memory
-    assert store.written_rows == [WRITE_ROWS] and logger.unwritten == 25_000 // 1000
-    logger.close()  # the final drain retries what waits
-    assert store.written_rows == [WRITE_ROWS, WRITE_ROWS, WRITE_ROWS, 5_000]
-    assert [r["request_id"] for r in store.read()] == [f"r{i}" for i in range(35)]
-    assert logger.dropped == 0
+    records = [{**first, "request_id": f"r{i}", "inputs": batch, "predictions": np.zeros(1000)} for i in range(35)]
+    records[25]["inputs"] = object()  # formatting the third piece fails, after two were written
+    with pytest.raises(TypeError):
+        store.write(records)
+    assert (tmp_path / "scoring-2026-12-02.jsonl").read_bytes() == before

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from diabetes_mlops.config import DEFAULTS
-from diabetes_mlops.monitoring.records import encode_record
+from diabetes_mlops.monitoring.records import encoded_chunks
 from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
@@ -100,14 +100,14 @@ class BlobLogStore:
 
     def write(self, records: Iterable[dict[str, object]]) -> None:
         """Append the records to their hours' batches (durably, in order); send the batches that are due."""
-        by_hour: dict[str, list[bytes]] = {}
+        by_hour: dict[str, list[dict[str, object]]] = {}
         for record in records:
-            by_hour.setdefault(_hour_path(str(record["time"])), []).append(encode_record(record))
+            by_hour.setdefault(_hour_path(str(record["time"])), []).append(record)
         if not by_hour:
             return
         with self._lock:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
-            for hour, lines in by_hour.items():
+            for hour, hour_records in by_hour.items():
                 if hour not in self._open:
                     self._seq += 1
                     blob = f"{self.prefix}/{hour}/{self.writer_id}-{self._seq:08d}.jsonl"
@@ -115,7 +115,8 @@ class BlobLogStore:
                     path = self.spool_dir / f"{time.time_ns():020d}@{blob.replace('/', '~')}"
                     self._open[hour] = (path, time.monotonic())
                 with open(self._open[hour][0], "ab") as fh:
-                    fh.write(b"".join(lines))
+                    for piece in encoded_chunks(hour_records):
+                        fh.write(piece)
                     fh.flush()
                     os.fsync(fh.fileno())
         self.send_due()

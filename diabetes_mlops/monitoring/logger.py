@@ -15,8 +15,6 @@ from diabetes_mlops.config import DEFAULTS
 from diabetes_mlops.monitoring.records import scoring_record
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import numpy as np
 
     from diabetes_mlops.monitoring.sinks import LogSink
@@ -29,8 +27,6 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.05
 RETRY_INTERVAL_SECONDS = 1.0
 REPORT_INTERVAL_SECONDS = 60.0
-# Rows handed to the sink per write: what a write formats at once (about 1 MB of JSON) is held in memory.
-WRITE_ROWS = 10_000
 
 
 @functools.lru_cache(maxsize=4)
@@ -49,18 +45,6 @@ def _iso_utc(timestamp: float) -> str:
     if micros == 1_000_000:
         second, micros = second + 1, 0
     return f"{_second_prefix(second)}.{micros:06d}+00:00"
-
-
-def _slices(records: list[dict[str, object]]) -> Iterator[tuple[int, int]]:
-    """Consecutive ranges of ``records`` of about ``WRITE_ROWS`` rows each (a larger record is a range alone)."""
-    start, rows = 0, 0
-    for index, record in enumerate(records):
-        rows += len(record["predictions"])  # type: ignore[arg-type]
-        if rows >= WRITE_ROWS:
-            yield start, index + 1
-            start, rows = index + 1, 0
-    if start < len(records):
-        yield start, len(records)
 
 
 class ScoringLogger:
@@ -153,14 +137,13 @@ class ScoringLogger:
             # A failing sink is tried again once a second, not at every wake-up.
             self._keep(records, now, None)
             return
-        for start, end in _slices(records):
-            try:
-                self.sink.write(records[start:end])
-            except Exception as exc:
-                # A sink that fails must not take the service down: the records wait in memory.
-                self._retry_at = now + RETRY_INTERVAL_SECONDS
-                self._keep(records[start:], now, exc)
-                return
+        try:
+            self.sink.write(records)
+        except Exception as exc:
+            # A sink that fails must not take the service down: the records wait in memory.
+            self._retry_at = now + RETRY_INTERVAL_SECONDS
+            self._keep(records, now, exc)
+            return
         if self.failing:
             log.warning("the scoring log is written again (%d records dropped while it failed)", self.dropped)
         self._unwritten, self.failing = [], False

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     import numpy as np
+
+# Rows formatted into one piece of a write: what is held formatted at once stays near a megabyte.
+CHUNK_ROWS = 10_000
 
 
 def scoring_record(
@@ -42,3 +47,17 @@ def scoring_record(
 def encode_record(record: dict[str, object]) -> bytes:
     """One JSON line; numpy arrays in the record are written by orjson directly, without Python lists."""
     return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+
+def encoded_chunks(records: Iterable[dict[str, object]]) -> Iterator[bytes]:
+    """The records as JSON lines, joined into pieces of about ``CHUNK_ROWS`` rows (a larger record alone)."""
+    lines: list[bytes] = []
+    rows = 0
+    for record in records:
+        lines.append(encode_record(record))
+        rows += len(record["predictions"])  # type: ignore[arg-type]
+        if rows >= CHUNK_ROWS:
+            yield b"".join(lines)
+            lines, rows = [], 0
+    if lines:
+        yield b"".join(lines)

@@ -9,25 +9,28 @@ from pathlib import Path
 
 import orjson
 
-from diabetes_mlops.monitoring.records import encode_record
+from diabetes_mlops.monitoring.records import encoded_chunks
 
 FILE_PREFIX = "scoring-"
 
 
-def _append_whole(fd: int, data: bytes) -> None:
-    """Append all of ``data`` or nothing: a write cut short (a full disk) is undone, leaving no torn line."""
+def _append_whole(fd: int, pieces: Iterable[bytes]) -> None:
+    """Append all of ``pieces`` or nothing: a write cut short (a full disk, a record that cannot be formatted
+    after some pieces went) is undone, leaving no torn line and no record written twice when it is retried."""
     size = os.fstat(fd).st_size
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:
         os.ftruncate(fd, size)
         raise
 
 
 class LocalLogStore:
-    """Appends records to ``scoring-YYYY-MM-DD.jsonl`` files; each write is one ``write(2)`` per file."""
+    """Appends records to ``scoring-YYYY-MM-DD.jsonl`` files: each file opened once per write, the records
+    formatted and written a piece of about ``CHUNK_ROWS`` rows at a time, all of them or none."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -37,18 +40,18 @@ class LocalLogStore:
         return self.root / f"{FILE_PREFIX}{day}.jsonl"
 
     def write(self, records: Iterable[dict[str, object]]) -> None:
-        by_day: dict[str, list[bytes]] = {}
+        by_day: dict[str, list[dict[str, object]]] = {}
         for record in records:
-            by_day.setdefault(str(record["time"])[:10], []).append(encode_record(record))
+            by_day.setdefault(str(record["time"])[:10], []).append(record)
         if not by_day:
             return
         if not self._root_made:
             self.root.mkdir(parents=True, exist_ok=True)
             self._root_made = True
-        for day, lines in by_day.items():
+        for day, day_records in by_day.items():
             fd = os.open(self._path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                _append_whole(fd, b"".join(lines))
+                _append_whole(fd, encoded_chunks(day_records))
             finally:
                 os.close(fd)
 
