@@ -148,12 +148,23 @@ def test_deployments_are_found_and_stopped_from_any_home(homes: tuple[Settings, 
     assert json.loads(cli(second, "--json", "endpoints").stdout)["other_homes"] == []
 
 
-def test_serve_on_a_taken_port_is_one_error_line(tmp_path: Path, taken_port: int) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_taken_port_is_one_error_line(tmp_path: Path, taken_port: int, workers: str) -> None:
     settings = load_settings(home=tmp_path / "home")
     register_model(settings)
-    result = cli(settings, "serve", "--model", "1", "--port", str(taken_port))
+    result = cli(settings, "serve", "--model", "1", "--port", str(taken_port), "--workers", workers)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"error: port {taken_port} is in use by another program"]
+
+
+def test_workers_that_cannot_load_the_model_say_why_and_serve_nothing(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    result = cli(settings, "serve", "--model-dir", str(empty), "--port", str(free_port()), "--workers", "2")
+    assert result.returncode == 1
+    assert f"error: {empty} is not a model directory: no metadata.json" in result.stderr.splitlines()
+    assert result.stderr.splitlines()[-1] == "error: a server worker exited (1) before it was ready"
 
 
 def test_serve_says_where_it_serves_once_ready(tmp_path: Path) -> None:
