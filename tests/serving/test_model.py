@@ -83,3 +83,15 @@ def test_a_changed_or_missing_affine_map_is_refused(tmp_path: Path) -> None:
     (path / AFFINE_FILE).unlink()
     with pytest.raises(IntegrityError, match="missing"):
         ServedModel.from_dir(path)
+
+
+def test_a_model_that_is_not_affine_is_loaded_and_called_as_it_is(tmp_path: Path) -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+
+    rows = load_builtin().loc[:, list(FEATURES)].to_numpy()
+    model = Pipeline([("ridge", Ridge())]).fit(rows, load_builtin()["target"])
+    entry = LocalRegistry(tmp_path).register("diabetes", model, {})
+    served = ServedModel.from_dir(tmp_path / "diabetes" / str(entry.version))
+    assert served.affine is None
+    np.testing.assert_allclose(served.predict(rows), model.predict(rows), rtol=1e-9)
