@@ -52,11 +52,18 @@ def verify_model(path: Path, sha256: str, use: str = "load") -> None:
         raise _refused(path, sha256, actual, use)
 
 
+def version_files(entry: ModelVersion) -> dict[str, str]:
+    """The files a registered version is made of, each with the sha256 recorded for it."""
+    files = {MODEL_FILE: entry.sha256}
+    if entry.affine_sha256 is not None:
+        files[AFFINE_FILE] = entry.affine_sha256
+    return files
+
+
 def verify_version_files(directory: Path, entry: ModelVersion, use: str = "load") -> None:
     """Raise IntegrityError unless ``directory`` holds the version's files as registered (model, affine map)."""
-    verify_model(directory / MODEL_FILE, entry.sha256, use)
-    if entry.affine_sha256 is not None:
-        verify_model(directory / AFFINE_FILE, entry.affine_sha256, use)
+    for name, sha256 in version_files(entry).items():
+        verify_model(directory / name, sha256, use)
 
 
 def load_model(path: Path, sha256: str) -> Pipeline:

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files, verify_version_files
+from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files, verify_version_files, version_files
 from diabetes_mlops.errors import IntegrityError, RegistryError
+from diabetes_mlops.files import sha256_file
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
 
 if TYPE_CHECKING:
@@ -138,13 +139,13 @@ class AzureMLRegistry:
         entity = self._entity(name, self.resolve(name, ref))
         entry = self._to_version(entity)
         self.files.download_dir(DatastoreFiles.prefix_of(str(entity.path)), dest)
-        try:
-            verify_version_files(Path(dest), entry)
-        except IntegrityError as exc:
-            raise IntegrityError(
-                f"model {name}:{entry.version}: the stored files do not match the sha256 recorded at registration "
-                f"({exc})"
-            ) from None
+        for file_name, sha256 in version_files(entry).items():
+            path = Path(dest) / file_name
+            if not path.is_file() or sha256_file(path) != sha256:
+                raise IntegrityError(
+                    f"model {name}:{entry.version}: the stored {file_name} does not match the sha256 recorded at "
+                    "registration"
+                )
         return Path(dest) / MODEL_FILE
 
     def version_dir(self, name: str, ref: VersionRef) -> Path:
