@@ -22,7 +22,6 @@ import numpy as np
 
 from diabetes_mlops.artifacts import AFFINE_FILE, MODEL_FILE, affine_map, load_affine, load_model, verify_model
 from diabetes_mlops.errors import IntegrityError, RegistryError
-from diabetes_mlops.registry.base import ModelVersion
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -73,11 +72,12 @@ class ServedModel:
     def from_dir(cls, path: Path) -> ServedModel:
         """Load a version directory (``model.skops``, ``metadata.json``, any ``affine.json``), checking sha256s."""
         path = Path(path).resolve()
-        entry = ModelVersion.from_dict(_metadata(path))
-        if entry.affine_sha256 is not None:
+        metadata = _metadata(path)
+        if metadata.get("affine_sha256") is not None:
             # The model file is not read, but a version is served only when every registered file is intact.
-            verify_model(path / MODEL_FILE, entry.sha256)
-            return cls.affine_model(entry.name, entry.version, *load_affine(path / AFFINE_FILE, entry.affine_sha256))
+            verify_model(path / MODEL_FILE, metadata["sha256"])
+            weights, bias = load_affine(path / AFFINE_FILE, metadata["affine_sha256"])
+            return cls.affine_model(metadata["name"], int(metadata["version"]), weights, bias)
         done = subprocess.run([sys.executable, "-m", __name__, str(path)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "the model loader failed"
