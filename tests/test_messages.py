@@ -103,12 +103,13 @@ def test_a_bad_file_value_names_the_file(cli: Cli, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [f"error: {config}: setting 'alpha' has an invalid value: -1.0"]
 
 
-def test_package_refuses_a_tampered_model(cli: Cli, home: Path) -> None:
+def test_package_refuses_a_tampered_model_or_affine_map(cli: Cli, home: Path) -> None:
     settings = load_settings(home=home)
     version = register_model(settings)
-    model = settings.registry_dir / settings.model_name / str(version) / "model.skops"
-    model.write_bytes(model.read_bytes() + b"\0")
     out = home / "bundle"
-    line = one_error_line(cli("package", "--model", str(version), "--out", str(out)))
-    assert "checksum mismatch" in line and str(model) in line
-    assert not out.exists()
+    for name in ("affine.json", "model.skops"):
+        changed = settings.registry_dir / settings.model_name / str(version) / name
+        changed.write_bytes(changed.read_bytes() + b"\0")
+        line = one_error_line(cli("package", "--model", str(version), "--out", str(out)))
+        assert "checksum mismatch" in line and str(changed) in line
+        assert not out.exists()

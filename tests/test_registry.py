@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diabetes_mlops.artifacts import verify_version_files
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
@@ -55,10 +56,11 @@ def start_writer(root: Path, alpha: float, count: int) -> subprocess.Popen[str]:
 
 
 def assert_every_version_whole(registry: LocalRegistry) -> list[int]:
-    """Each listed version has metadata and a model that loads and predicts."""
+    """Each listed version has metadata, its affine map as registered, and a model that loads and predicts."""
     rows = load_builtin().loc[:3, list(FEATURES)]
     versions = [v.version for v in registry.list_versions(NAME)]
     for version in versions:
+        verify_version_files(registry.version_dir(NAME, version), registry.get(NAME, version))
         assert np.isfinite(registry.load(NAME, version).predict(rows)).all()
     return versions
 
@@ -125,6 +127,24 @@ def test_metadata_records_lineage(tmp_path: Path) -> None:
     assert stored["metrics"] == {"r2": 0.45}
     assert stored["data_fingerprint"] == "abc" and stored["git_commit"] == "deadbeef"
     assert stored["created"].endswith("+00:00")
+    affine = tmp_path / NAME / "1" / "affine.json"
+    assert stored["affine_sha256"] == entry.affine_sha256 == sha256_file(affine)
+    folded = json.loads(affine.read_text())
+    rows = load_builtin().loc[:, list(FEATURES)]
+    np.testing.assert_allclose(
+        rows.to_numpy() @ folded["weights"] + folded["bias"], registry.load(NAME, 1).predict(rows), rtol=1e-9
+    )
+
+
+def test_a_model_that_is_not_affine_gets_no_affine_map(tmp_path: Path) -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+
+    frame = load_builtin()
+    model = Pipeline([("ridge", Ridge())]).fit(frame.loc[:, list(FEATURES)], frame["target"])
+    entry = LocalRegistry(tmp_path).register(NAME, model, {})
+    assert entry.affine_sha256 is None
+    assert sorted(p.name for p in (tmp_path / NAME / "1").iterdir()) == ["metadata.json", "model.skops"]
 
 
 def test_promote_and_rollback_are_recorded(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
 """``diabetes-mlops score-batch --target azure``: the same ``score-batch`` verb as a command job on the cluster.
 
-The model version is resolved here, at submission, and travels as a folder input (``model.skops`` and
-``metadata.json``, the directory ``--model-dir`` reads), so the job scores with exactly the version asked
-for even if an alias moves while it runs, whichever registry holds it. The input file is uploaded unless
-it is already an Azure ML reference. The job writes the predictions, the rejects and its own result into
-one folder output; once it has completed they are downloaded and the predictions and rejects renamed into
-place as a local run leaves them. On the datastore::
+The model version is resolved here, at submission, and travels as a folder input (``model.skops``,
+``affine.json``, ``metadata.json``: the directory ``--model-dir`` reads), so the job scores with exactly the
+version asked for even if an alias moves while it runs, whichever registry holds it. The input file is
+uploaded unless it is already an Azure ML reference. The job writes the predictions, the rejects and its
+own result into one folder output; once it has completed they are downloaded and the predictions and
+rejects renamed into place as a local run leaves them. On the datastore::
 
     diabetes-mlops/batch/<batch id>/input/<INPUT name>          the file scored (a local INPUT, uploaded)
     diabetes-mlops/batch/<batch id>/model/                      the model version's directory

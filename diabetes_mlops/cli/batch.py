@@ -52,7 +52,7 @@ def score_batch(
         obj.emit(remote.to_dict(), remote.summary())
         return
     with ThreadPoolExecutor(1) as loader:
-        # The model loads in a child process (scikit-learn's import: a second or more) while the input is opened.
+        # A version registered before affine.json loads in a child process (scikit-learn: a second or more).
         served = loader.submit(ServedModel.from_dir, model_dir)
         result = run(Path(input_path), output_path, served, chunk_rows=chunk_rows, workers=workers)
     obj.emit(result.to_dict(), result.summary())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import diabetes_mlops
-from diabetes_mlops.artifacts import MODEL_FILE, verify_model
+from diabetes_mlops.artifacts import verify_version_files
 from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
@@ -92,11 +92,11 @@ def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, 
     """Write the build context of model ``name`` at ``ref`` into ``out_dir`` (replaced if it exists).
 
     With ``azure`` the image also carries the Azure SDKs its scoring log and telemetry use there. A model file
-    whose sha256 differs from the registered one is refused before anything is written.
+    (or affine map) whose sha256 differs from the registered one is refused before anything is written.
     """
     entry = registry.get(name, ref)
     source = registry.version_dir(name, entry.version)
-    verify_model(source / MODEL_FILE, entry.sha256, use="package")
+    verify_version_files(source, entry, use="package")
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -2,8 +2,9 @@
 
 Conventions, since Azure ML has no aliases and model versions are immutable apart from their tags:
 
-* The model file goes to the workspace's default datastore under ``diabetes-mlops/models/<name>/<sha256>/``
-  (content-addressed, so a retried upload is harmless); the version's path points there.
+* The model file, and its affine map (``affine.json``) when it has one, go to the workspace's default
+  datastore under ``diabetes-mlops/models/<name>/<sha256>/`` (content-addressed, so a retried upload is
+  harmless); the version's path points there, and is created only after the files are uploaded.
 * Lineage is in tags, for people and for search in the studio: ``sha256``, ``data_fingerprint``,
   ``git_commit``, ``replaced``, ``run_id``, ``metric.<name>``. The whole ``ModelVersion`` (less name and
   version, which Azure ML owns) is also kept as the JSON property ``diabetes_mlops.metadata``.
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
+from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files, verify_version_files, version_files
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
@@ -132,25 +133,28 @@ class AzureMLRegistry:
         return self._to_version(self._entity(name, self.resolve(name, ref)))
 
     def download(self, name: str, ref: VersionRef, dest: Path) -> Path:
-        """Download a version's model file into ``dest`` and check its sha256; the file's path."""
+        """Download a version's files (model, affine map) into ``dest`` and check their sha256; the model's path."""
         from diabetes_mlops.azure.artifacts import DatastoreFiles
 
         entity = self._entity(name, self.resolve(name, ref))
         entry = self._to_version(entity)
         self.files.download_dir(DatastoreFiles.prefix_of(str(entity.path)), dest)
-        path = Path(dest) / MODEL_FILE
-        if not path.is_file() or sha256_file(path) != entry.sha256:
-            raise IntegrityError(
-                f"model {name}:{entry.version}: the stored file does not match the sha256 recorded at registration"
-            )
-        return path
+        for file_name, sha256 in version_files(entry).items():
+            path = Path(dest) / file_name
+            if not path.is_file() or sha256_file(path) != sha256:
+                raise IntegrityError(
+                    f"model {name}:{entry.version}: the stored {file_name} does not match the sha256 recorded at "
+                    "registration"
+                )
+        return Path(dest) / MODEL_FILE
 
     def version_dir(self, name: str, ref: VersionRef) -> Path:
-        """A local copy of the version (``model.skops`` checked against its sha256, ``metadata.json``)."""
+        """A local copy of the version (its files checked against their sha256, ``metadata.json``)."""
         entry = self.get(name, ref)
         target = self.cache_dir / name / str(entry.version)
-        model = target / MODEL_FILE
-        if not (model.is_file() and sha256_file(model) == entry.sha256):
+        try:
+            verify_version_files(target, entry)
+        except IntegrityError:  # absent or changed on disk: fetched again rather than trusted
             staging = Path(tempfile.mkdtemp(dir=self._cache_root(name), prefix=".incoming-"))
             self.download(name, entry.version, staging)
             (staging / METADATA_FILE).write_text(json.dumps(entry.to_dict(), indent=2, sort_keys=True))
@@ -177,10 +181,10 @@ class AzureMLRegistry:
         from azure.ai.ml.entities import Model
 
         with tempfile.TemporaryDirectory(prefix="diabetes-mlops-register-") as tmp:
-            sha256 = save_model(model, Path(tmp) / MODEL_FILE)
-            prefix = f"{MODELS_PREFIX}/{name}/{sha256}"
+            hashes = save_version_files(model, Path(tmp))
+            prefix = f"{MODELS_PREFIX}/{name}/{hashes['sha256']}"
             self.files.upload_dir(Path(tmp), prefix)
-        record = {**metadata, "name": name, "version": 0, "created": _now(), "sha256": sha256}
+        record = {**metadata, "name": name, "version": 0, "created": _now(), **hashes}
         entry = ModelVersion.from_dict(record)
         stored = {k: v for k, v in entry.to_dict().items() if k not in ("name", "version")}
         tags = {str(k): str(v) for k, v in entry.tags.items()}

@@ -32,6 +32,9 @@ class ModelVersion:
     run_id: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # sha256 of affine.json, the model folded into weights and bias; None for a model that is not affine
+    # (and for versions registered before the file existed), which a service then loads with scikit-learn.
+    affine_sha256: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -3,7 +3,8 @@
 Layout under the root, for each model name::
 
     <name>/<version>/model.skops     the model, written with skops
-    <name>/<version>/metadata.json   ModelVersion, with the model file's sha256
+    <name>/<version>/affine.json     its weights and bias, when it is a StandardScaler + Ridge pipeline
+    <name>/<version>/metadata.json   ModelVersion, with the sha256 of model.skops and of affine.json
     <name>/aliases.json              {"champion": 3, "production": 2}
     <name>/history.jsonl             one line per alias move
     <name>/.lock                     taken while a version number is chosen or an alias moves
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_model
+from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files
 from diabetes_mlops.errors import RegistryError
 from diabetes_mlops.files import write_atomic
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
@@ -68,19 +69,18 @@ class LocalRegistry:
         return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
 
     def register(self, name: str, model: Pipeline, metadata: dict[str, object]) -> ModelVersion:
-        """Write the model and its metadata aside, then make them version N+1 in one rename."""
+        """Write the model, its affine map and its metadata aside, then make them version N+1 in one rename."""
         model_dir = self._model_dir(name)
         model_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=".incoming-"))
-        sha256 = save_model(model, staging / MODEL_FILE)
-        with open(staging / MODEL_FILE, "rb") as fh:
-            os.fsync(fh.fileno())
+        hashes = save_version_files(model, staging)
+        for written in staging.iterdir():
+            with open(written, "rb") as fh:
+                os.fsync(fh.fileno())
         with self._lock(name):
             versions = self._versions(name)
             number = (versions[-1] + 1) if versions else 1
-            entry = ModelVersion.from_dict(
-                {**metadata, "name": name, "version": number, "created": _now(), "sha256": sha256}
-            )
+            entry = ModelVersion.from_dict({**metadata, "name": name, "version": number, "created": _now(), **hashes})
             (staging / METADATA_FILE).write_text(json.dumps(entry.to_dict(), indent=2, sort_keys=True))
             with open(staging / METADATA_FILE, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -125,7 +125,7 @@ class LocalRegistry:
         return load_model(self._model_dir(name) / str(entry.version) / MODEL_FILE, entry.sha256)
 
     def version_dir(self, name: str, ref: VersionRef) -> Path:
-        """The directory holding the version's ``model.skops`` and ``metadata.json``."""
+        """The directory holding the version's ``model.skops``, ``metadata.json`` and any ``affine.json``."""
         return self._model_dir(name) / str(self.get(name, ref).version)
 
     def history(self, name: str) -> list[dict[str, object]]:

@@ -1,9 +1,11 @@
 """The model a service scores with: loaded from a version directory, verified, and made cheap to call.
 
-A StandardScaler + Ridge pipeline is one affine map. A short-lived child process loads the skops file
-(checking its sha256), folds the pipeline into weights and a bias, and hands them back; the serving
-process then never imports scikit-learn, and with it scipy.stats, pandas and pyarrow (about 150 MB per
-worker it would carry for nothing). Any other pipeline is loaded and called in the serving process.
+A StandardScaler + Ridge pipeline is one affine map. The registry stores it beside the model
+(``affine.json``, its sha256 in ``metadata.json``), so loading such a version is hashing two small files:
+no scikit-learn, and with it no scipy.stats, pandas and pyarrow (about 150 MB per worker it would carry for
+nothing, and a second or two of start-up). A version without the file (registered before it existed) is
+folded by a short-lived child process that loads the skops file, and any other pipeline is loaded and
+called in the serving process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model
+from diabetes_mlops.artifacts import AFFINE_FILE, MODEL_FILE, affine_map, load_affine, load_model, verify_model
 from diabetes_mlops.errors import IntegrityError, RegistryError
 
 if TYPE_CHECKING:
@@ -27,26 +29,15 @@ if TYPE_CHECKING:
 METADATA_FILE = "metadata.json"
 
 
-def affine_map(model: Pipeline) -> tuple[list[float], float] | None:
-    """The weights and bias of a StandardScaler + Ridge pipeline (the same numbers to 1e-9), else None."""
-    from sklearn.linear_model import Ridge
-    from sklearn.preprocessing import StandardScaler
-
-    steps = [step for _, step in model.steps]
-    if len(steps) != 2 or type(steps[0]) is not StandardScaler or type(steps[1]) is not Ridge:
-        return None
-    scaler, ridge = steps
-    mean = scaler.mean_ if scaler.with_mean else np.zeros_like(ridge.coef_)
-    scale = scaler.scale_ if scaler.with_std else np.ones_like(ridge.coef_)
-    weights = ridge.coef_ / scale
-    return weights.tolist(), float(ridge.intercept_ - mean @ weights)
+def _metadata(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / METADATA_FILE).read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"{path} is not a model directory: no {METADATA_FILE}") from None
 
 
 def _load(path: Path) -> tuple[dict[str, Any], Pipeline]:
-    try:
-        metadata = json.loads((path / METADATA_FILE).read_text())
-    except FileNotFoundError:
-        raise RegistryError(f"{path} is not a model directory: no {METADATA_FILE}") from None
+    metadata = _metadata(path)
     return metadata, load_model(path / MODEL_FILE, metadata["sha256"])
 
 
@@ -72,9 +63,21 @@ class ServedModel:
         return out
 
     @classmethod
+    def affine_model(cls, name: str, version: int, weights: list[float], bias: float) -> ServedModel:
+        """The model that scores ``x @ weights + bias``."""
+        array = np.array(weights, dtype=np.float64)
+        return cls(name, version, lambda x: x @ array + bias, (array, bias))
+
+    @classmethod
     def from_dir(cls, path: Path) -> ServedModel:
-        """Load a version directory (``model.skops`` + ``metadata.json``), checking the sha256."""
+        """Load a version directory (``model.skops``, ``metadata.json``, any ``affine.json``), checking sha256s."""
         path = Path(path).resolve()
+        metadata = _metadata(path)
+        if metadata.get("affine_sha256") is not None:
+            # The model file is not read, but a version is served only when every registered file is intact.
+            verify_model(path / MODEL_FILE, metadata["sha256"])
+            weights, bias = load_affine(path / AFFINE_FILE, metadata["affine_sha256"])
+            return cls.affine_model(metadata["name"], int(metadata["version"]), weights, bias)
         done = subprocess.run([sys.executable, "-m", __name__, str(path)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "the model loader failed"
@@ -84,8 +87,7 @@ class ServedModel:
         if folded["weights"] is None:
             _, model = _load(path)
             return cls(folded["name"], folded["version"], lambda x: model.predict(x))
-        weights, bias = np.array(folded["weights"], dtype=np.float64), folded["bias"]
-        return cls(folded["name"], folded["version"], lambda x: x @ weights + bias, (weights, bias))
+        return cls.affine_model(folded["name"], folded["version"], folded["weights"], folded["bias"])
 
 
 def main(path: str) -> None:

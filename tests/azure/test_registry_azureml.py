@@ -11,9 +11,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from diabetes_mlops.artifacts import verify_version_files
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.registry.azureml import METADATA_PROPERTY, AzureMLRegistry
+from diabetes_mlops.serving.model import ServedModel
 
 
 def _model(alpha: float):
@@ -63,7 +65,9 @@ def test_register_sends_lineage_tags_and_a_datastore_path(registry, workspace, c
     }
     stored = json.loads(props["properties"][METADATA_PROPERTY])
     assert stored["sha256"] == entry.sha256 and stored["params"] == {"alpha": 1.0}
-    assert [b.name for b in container.list_blobs()] == [f"diabetes-mlops/models/diabetes/{entry.sha256}/model.skops"]
+    assert stored["affine_sha256"] == entry.affine_sha256 and len(entry.affine_sha256 or "") == 64
+    folder = f"diabetes-mlops/models/diabetes/{entry.sha256}"
+    assert [b.name for b in container.list_blobs()] == [f"{folder}/affine.json", f"{folder}/model.skops"]
     assert put.headers["Authorization"].startswith("Bearer ey")
     assert workspace.transport.unmatched == []
 
@@ -123,8 +127,11 @@ def test_load_checks_the_sha256_and_refuses_a_changed_file(registry, container) 
     x = np.ones((2, 10))
     np.testing.assert_allclose(registry.load("diabetes", 1).predict(x), model.predict(x))
 
-    blob = f"diabetes-mlops/models/diabetes/{entry.sha256}/model.skops"
-    container.upload_blob(blob, b"tampered", overwrite=True)
+    folder = f"diabetes-mlops/models/diabetes/{entry.sha256}"
+    container.upload_blob(f"{folder}/affine.json", b'{"weights": [0], "bias": 0}', overwrite=True)
+    with pytest.raises(IntegrityError, match=r"stored affine\.json does not match the sha256"):
+        registry.version_dir("diabetes", 1)
+    container.upload_blob(f"{folder}/model.skops", b"tampered", overwrite=True)
     with pytest.raises(IntegrityError, match="does not match the sha256"):
         registry.load("diabetes", 1)
 
@@ -153,12 +160,12 @@ def test_version_dir_is_a_verified_local_copy_for_the_bundle(registry, container
     registry.set_alias("diabetes", "production", 1)
     folder = registry.version_dir("diabetes", "production")
     assert folder.name == "1"
-    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.skops"]
+    assert sorted(p.name for p in folder.iterdir()) == ["affine.json", "metadata.json", "model.skops"]
     assert json.loads((folder / "metadata.json").read_text())["sha256"] == entry.sha256
+    assert ServedModel.from_dir(folder).affine is not None
     # A local copy changed on disk is fetched again rather than trusted.
-    (folder / "model.skops").write_bytes(b"changed")
-    again = registry.version_dir("diabetes", 1)
-    assert again == folder
-    from diabetes_mlops.files import sha256_file
-
-    assert sha256_file(again / "model.skops") == entry.sha256
+    for changed in ("model.skops", "affine.json"):
+        (folder / changed).write_bytes(b"changed")
+        again = registry.version_dir("diabetes", 1)
+        assert again == folder
+        verify_version_files(again, entry)

@@ -52,6 +52,8 @@ def test_bundle_has_what_an_image_needs(bundle: Path) -> None:
     assert any(r.startswith("scikit-learn==") for r in requirements)
     assert not any(r.startswith(("pandas", "matplotlib", "pandera", "azure")) for r in requirements)
     assert (bundle / "model" / "model.skops").is_file() and (bundle / "score.py").is_file()
+    # The service in the image loads the stored affine map (no scikit-learn import at start-up).
+    assert (bundle / "model" / "affine.json").is_file()
     assert json.loads((bundle / "bundle.json").read_text())["model"]["version"] == 1
 
 
