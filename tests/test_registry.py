@@ -136,6 +136,16 @@ def test_metadata_records_lineage(tmp_path: Path) -> None:
     )
 
 
+def test_a_version_recorded_by_a_newer_kit_is_read_without_its_new_fields(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    registry.register(NAME, fitted(), {"metrics": {"r2": 0.45}})
+    path = tmp_path / NAME / "1" / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "a_field_from_the_future": [1, 2]}))
+    entry = registry.get(NAME, 1)
+    assert entry.version == 1 and entry.metrics == {"r2": 0.45}
+    assert "a_field_from_the_future" not in entry.to_dict()
+
+
 def test_a_model_that_is_not_affine_gets_no_affine_map(tmp_path: Path) -> None:
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import Pipeline

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Protocol
 
 from diabetes_mlops.errors import RegistryError
@@ -46,7 +46,9 @@ class ModelVersion:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ModelVersion:
-        return cls(**data)  # type: ignore[arg-type]
+        """The version a registry recorded; fields a newer kit added are left out, so an older one still reads it."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})  # type: ignore[arg-type]
 
 
 class Registry(Protocol):
