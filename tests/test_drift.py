@@ -135,6 +135,9 @@ def test_parse_since_reads_durations_and_times() -> None:
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("30m", now) == now - timedelta(minutes=30)
     assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since(" 90s ", now) == now - timedelta(seconds=90)
+    assert parse_since("2w", now) == now - timedelta(weeks=2)
+    assert parse_since("1.5h", now) == now - timedelta(minutes=90)
     assert parse_since("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(MlopsError, match="24h"):
         parse_since("yesterday")
@@ -157,7 +160,8 @@ def test_logs_from_the_training_population_do_not_drift(champion: Settings, tmp_
     assert [c.column for c in report.columns] == [*FEATURES, PREDICTION]
     assert not list((tmp_path / "r").glob("*.png"))
     saved = json.loads((tmp_path / "r" / "drift.json").read_text())
-    assert saved["status"] == STATUS_OK and saved["drifted"] == []
+    assert saved["status"] == "ok" and saved["drifted"] == []
+    assert [c["column"] for c in saved["columns"]] == [*FEATURES, "prediction"]  # the names readers of drift.json use
 
 
 def test_a_shifted_feature_is_reported_with_a_plot(champion: Settings, tmp_path: Path) -> None:
