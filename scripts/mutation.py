@@ -11,7 +11,8 @@ name holds ``fsync`` (durability the tests cannot observe), annotations and ``if
 
 The mutants run in a copy of the repository (the working tree is never changed), with PYTHONPATH on the
 copy so that the subprocesses the tests start import the mutant too. A mutant is caught when pytest fails
-or runs past the timeout. Slow: not run in CI.
+or runs past the timeout. ``--rerun LOG`` runs again only the mutants that survived in LOG (an earlier
+run's output), to see which of them new tests catch. Slow: not run in CI.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def run_tests(root: Path, pytest_args: list[str], timeout: float) -> tuple[bool,
     return done.returncode == 0, time.monotonic() - start
 
 
-def score(root: Path, module: str, pytest_args: list[str]) -> tuple[int, int]:
-    """Run every mutant of ``module`` in the copy at ``root``; print survivors; return (caught, total)."""
+def score(root: Path, module: str, pytest_args: list[str], only: set[str] | None = None) -> tuple[int, int]:
+    """Run the mutants of ``module`` (those in ``only``, if given) in the copy at ``root``; return (caught, total)."""
     path = root / module
     original = path.read_text()
     shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
@@ -152,6 +153,8 @@ def score(root: Path, module: str, pytest_args: list[str]) -> tuple[int, int]:
     caught = total = 0
     try:
         for description, number, variant in mutants(original):
+            if only is not None and f"{module} {description}" not in only:
+                continue
             path.write_text(mutate(original, number, variant))
             survived, _ = run_tests(root, pytest_args, timeout=3 * took + 30)
             total += 1
@@ -168,12 +171,15 @@ def main() -> None:
     split = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser(description="Mutation score of modules against tests; see the docstring.")
     parser.add_argument("modules", nargs="+", help="module files, relative to the repository root")
+    parser.add_argument("--rerun", type=Path, help="an earlier run's output: run only its survivors")
     args, pytest_args = parser.parse_args(argv[:split]), argv[split + 1 :]
+    lines = args.rerun.read_text().splitlines() if args.rerun else []
+    only = {line.removeprefix("SURVIVED ") for line in lines if line.startswith("SURVIVED ")} if args.rerun else None
     ignore = shutil.ignore_patterns(".git", ".tools", "__pycache__", ".*_cache", ".hypothesis", "*.egg-info")
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         root = Path(tmp) / "repo"
         shutil.copytree(REPO, root, ignore=ignore)
-        results = {module: score(root, module, pytest_args) for module in args.modules}
+        results = {module: score(root, module, pytest_args, only) for module in args.modules}
     for module, (caught, total) in results.items():
         print(f"{module:48} {total:4} mutants {caught:4} caught {100 * caught / max(total, 1):4.0f}%")
 
