@@ -37,7 +37,9 @@ from diabetes_mlops.registry import open_registry
 THRESHOLDS = Thresholds(psi=0.2, ks_pvalue=0.01, min_rows=100)
 
 
-def log_rows(settings: Settings, rows: np.ndarray, *, when: datetime | None = None, per_request: int = 1) -> None:
+def log_rows(
+    settings: Settings, rows: np.ndarray, *, when: datetime | None = None, per_request: int = 1, version: int = 1
+) -> None:
     """Write ``rows`` to the home's log store as scoring records of ``per_request`` rows each.
 
     Predictions are the champion's, as the scoring service would log them (150 when there is none).
@@ -57,7 +59,7 @@ def log_rows(settings: Settings, rows: np.ndarray, *, when: datetime | None = No
                 "request_id": f"req-{start}",
                 "time": time,
                 "model_name": "diabetes",
-                "model_version": 1,
+                "model_version": version,
                 "inputs": chunk,
                 "predictions": predictions[start : start + per_request],
                 "latency_ms": 1.0,
@@ -176,6 +178,7 @@ def test_a_shifted_feature_is_reported_with_a_plot(champion: Settings, tmp_path:
     assert "bmi.png" in (tmp_path / "r" / "drift.md").read_text()
     verdict = Verdict.last(champion)
     assert verdict is not None and verdict.status == STATUS_DRIFT and "bmi" in verdict.drifted
+    assert verdict.id == report.id and verdict.report == str(tmp_path / "r" / "drift.json")
 
 
 def test_too_few_rows_is_said_plainly_and_is_not_drift(champion: Settings, tmp_path: Path) -> None:
@@ -205,6 +208,7 @@ def test_without_a_champion_the_current_data_is_the_reference(settings: Settings
     report = drift_report(settings, LocalLogStore(settings.logs_dir), open_registry(settings), out_dir=tmp_path)
     assert not report.reference_is_champions
     assert any("no champion" in note for note in report.notes)
+    assert any("prediction distribution is not compared" in note for note in report.notes)
     assert PREDICTION not in [c.column for c in report.columns]
 
 
@@ -267,3 +271,12 @@ def test_a_non_numeric_logged_value_is_an_error_not_a_dropped_chunk(settings: Se
     LocalLogStore(settings.logs_dir).write([good, bad, good])
     with pytest.raises(MlopsError, match="malformed inputs or predictions"):
         read_logged_rows(LocalLogStore(settings.logs_dir), None)
+
+
+def test_predictions_logged_by_another_version_than_the_champion_are_noted(champion: Settings, tmp_path: Path) -> None:
+    log_rows(champion, builtin_features(60, seed=12))
+    log_rows(champion, builtin_features(60, seed=13), version=7)
+    report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
+    assert report.champion_version == 1 and report.model_versions == {"1": 60, "7": 60}
+    notes = [note for note in report.notes if "model versions" in note]
+    assert len(notes) == 1 and "model versions 7, not the champion 1" in notes[0]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,6 +149,8 @@ def test_promote_and_rollback_are_recorded(tmp_path: Path) -> None:
         ("rollback", 2, 1),
     ]
     assert registry.load(NAME, "production").named_steps["ridge"].alpha == 1.0
+    times = [datetime.fromisoformat(str(h["time"])) for h in registry.history(NAME)]
+    assert times == sorted(times) and all(t.tzinfo == UTC for t in times)
 
 
 def test_unknown_version_and_alias_are_clear_errors(tmp_path: Path) -> None:
