@@ -217,3 +217,16 @@ def test_a_registry_whose_directory_is_not_there_yet_starts_empty_and_at_version
         registry.get(NAME, "latest")
     assert registry.register(NAME, fitted(), {}).version == 1
     assert registry.get(NAME, "latest").version == 1
+
+
+def test_each_alias_rolls_back_through_its_own_moves_only(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    for alpha in (1.0, 2.0, 3.0):
+        registry.register(NAME, fitted(alpha), {})
+    registry.set_alias(NAME, "production", 1)
+    registry.set_alias(NAME, "champion", 2)
+    registry.set_alias(NAME, "champion", 3)
+    assert registry.previous(NAME, "production") is None and registry.previous(NAME, "champion") == 2
+    registry.set_alias(NAME, "production", 3)
+    assert registry.rollback(NAME, "production").version == 1
+    assert registry.aliases(NAME) == {"champion": 3, "production": 1}
