@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -186,7 +187,7 @@ def test_too_few_rows_is_said_plainly_and_is_not_drift(champion: Settings, tmp_p
     rows[:, 0] += 50.0  # a huge shift, but 40 rows are below drift_min_rows
     log_rows(champion, rows)
     report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
-    assert report.status == STATUS_TOO_FEW
+    assert report.status == STATUS_TOO_FEW == "insufficient_data"  # the status docs/monitoring.md names
     assert report.columns == [] and report.drifted == []
     assert "too few logged rows" in report.message and "40" in report.message
 
@@ -225,7 +226,7 @@ def test_cli_exit_codes_are_4_on_drift_and_0_otherwise(
     alarm = cli("--json", "drift", "--since", "1h", "--out", str(tmp_path / "alarm"))
     assert alarm.returncode == 4, alarm.stderr
     data = json.loads(alarm.stdout)
-    assert data["status"] == STATUS_DRIFT and "bp" in data["drifted"]
+    assert data["status"] == "drift" and "bp" in data["drifted"]
     assert (tmp_path / "alarm" / "bp.png").is_file()
     bad = cli("drift", "--since", "soon")
     assert bad.returncode == 1 and "--since" in bad.stderr
@@ -280,3 +281,23 @@ def test_predictions_logged_by_another_version_than_the_champion_are_noted(champ
     assert report.champion_version == 1 and report.model_versions == {"1": 60, "7": 60}
     notes = [note for note in report.notes if "model versions" in note]
     assert len(notes) == 1 and "model versions 7, not the champion 1" in notes[0]
+
+
+def test_logged_rows_leave_out_synthetic_requests_and_count_requests_per_version(settings: Settings) -> None:
+    record = {"time": "2026-01-01T00:00:00+00:00", "model_name": "diabetes", "model_version": 1}
+    store = LocalLogStore(settings.logs_dir)
+    store.write(
+        [
+            {**record, "request_id": "a", "inputs": [[1.0] * 10, [2.0] * 10], "predictions": [1.0, 2.0]},
+            {**record, "request_id": "b", "model_version": 2, "inputs": [[3.0] * 10], "predictions": [3.0]},
+            {**record, "request_id": "s", "inputs": [[9.0] * 10], "predictions": [9.0], "synthetic": True},
+        ]
+    )
+    logged = read_logged_rows(store, None)
+    assert logged.inputs.tolist() == [[1.0] * 10, [2.0] * 10, [3.0] * 10]
+    assert logged.predictions.tolist() == [1.0, 2.0, 3.0]
+    assert logged.n_requests == 2 and logged.model_versions == {"1": 1, "2": 1}
+    assert gc.isenabled()  # the collector's pause while reading ends with the read
+    store.write([{**record, "request_id": "c", "inputs": [[4.0] * 10] * 2, "predictions": [4.0]}])
+    with pytest.raises(MlopsError, match="5 input rows but 4 predictions"):
+        read_logged_rows(store, None)
