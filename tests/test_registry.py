@@ -18,6 +18,7 @@ import pytest
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
+from diabetes_mlops.registry.base import parse_model_ref, unresolved
 from diabetes_mlops.registry.local import LocalRegistry
 from diabetes_mlops.train import make_pipeline
 
@@ -230,3 +231,36 @@ def test_each_alias_rolls_back_through_its_own_moves_only(tmp_path: Path) -> Non
     registry.set_alias(NAME, "production", 3)
     assert registry.rollback(NAME, "production").version == 1
     assert registry.aliases(NAME) == {"champion": 3, "production": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3", (NAME, 3)),
+        (" champion ", (NAME, "champion")),
+        ("production", (NAME, "production")),
+        ("other:latest", ("other", "latest")),
+        ("a:b:2", ("a:b", 2)),
+        (":production", (NAME, "production")),
+    ],
+)
+def test_a_model_reference_is_a_name_and_a_version_alias_or_latest(text: str, expected: tuple[str, object]) -> None:
+    assert parse_model_ref(text, NAME) == expected
+
+
+@pytest.mark.parametrize("text", ["staging", "-1", "", "other:", "v2"])
+def test_anything_else_is_not_a_model_reference(text: str) -> None:
+    with pytest.raises(RegistryError, match="neither a version number nor one of champion, production, latest"):
+        parse_model_ref(text, NAME)
+
+
+@pytest.mark.parametrize(
+    ("ref", "verb"),
+    [
+        ("champion", "diabetes-mlops retrain"),
+        ("production", "diabetes-mlops release"),
+        ("latest", "diabetes-mlops retrain"),
+    ],
+)
+def test_an_unset_alias_names_the_command_that_sets_it(ref: str, verb: str) -> None:
+    assert f"run `{verb}` first" in str(unresolved(NAME, ref))
