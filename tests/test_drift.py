@@ -126,6 +126,27 @@ def test_psi_matches_the_formula_on_a_hand_worked_case() -> None:
     assert psi(reference, current) == pytest.approx(terms, rel=1e-9)
 
 
+def test_psi_of_a_single_logged_value_counts_it_as_the_whole_sample() -> None:
+    reference = np.arange(1000, dtype="float64")
+    expected = (1.0 - 0.1) * np.log(1.0 / 0.1) + 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
+    assert psi(reference, np.array([950.0])) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_column_drifts_at_the_psi_threshold_and_below_the_ks_threshold_not_at_it() -> None:
+    """The documented rule: PSI at or above its threshold, and a KS p-value strictly below its threshold."""
+    rng = np.random.default_rng(1)
+    reference, current = rng.normal(0.0, 1.0, 500), rng.normal(1.0, 1.0, 500)
+    measured = compare_column("x", reference, current, THRESHOLDS)
+    at_psi = Thresholds(psi=measured.psi, ks_pvalue=THRESHOLDS.ks_pvalue, min_rows=100)
+    assert compare_column("x", reference, current, at_psi).drifted
+    above_psi = Thresholds(psi=float(np.nextafter(measured.psi, np.inf)), ks_pvalue=0.01, min_rows=100)
+    assert not compare_column("x", reference, current, above_psi).drifted
+    at_ks = Thresholds(psi=0.2, ks_pvalue=measured.ks_pvalue, min_rows=100)
+    assert not compare_column("x", reference, current, at_ks).drifted
+    above_ks = Thresholds(psi=0.2, ks_pvalue=float(np.nextafter(measured.ks_pvalue, 1.0)), min_rows=100)
+    assert compare_column("x", reference, current, above_ks).drifted
+
+
 def test_a_column_with_few_values_gets_merged_bins_and_still_measures_a_move() -> None:
     reference = np.array([1.0] * 200 + [2.0] * 200)  # like ``sex``: two values, most quantile edges repeat
     assert compare_column("sex", reference, reference[::-1].copy(), THRESHOLDS).drifted is False

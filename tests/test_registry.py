@@ -212,12 +212,12 @@ def test_promotions_back_to_an_earlier_version_roll_back_through_each_move(tmp_p
 def test_a_registry_whose_directory_is_not_there_yet_starts_empty_and_at_version_1(tmp_path: Path) -> None:
     registry = LocalRegistry(tmp_path / "new" / "registry")
     assert registry.list_versions(NAME) == [] and registry.aliases(NAME) == {} and registry.history(NAME) == []
-    with pytest.raises(RegistryError, match="no version 1"):
-        registry.set_alias(NAME, "champion", 1)
     with pytest.raises(RegistryError, match="no registered version"):
         registry.get(NAME, "latest")
     assert registry.register(NAME, fitted(), {}).version == 1
     assert registry.get(NAME, "latest").version == 1
+    with pytest.raises(RegistryError, match="no version 1"):
+        LocalRegistry(tmp_path / "other" / "registry").set_alias(NAME, "champion", 1)
 
 
 def test_each_alias_rolls_back_through_its_own_moves_only(tmp_path: Path) -> None:

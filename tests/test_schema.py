@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -241,3 +242,13 @@ def test_a_file_that_is_not_a_diabetes_table_is_one_failure_that_says_so(tmp_pat
     assert [f.check for f in other.failures] == ["known_columns"] and other.n_rows == 2
     assert other.one_line() == other.failures[0].value and "not a diabetes table" in other.one_line()
     assert validate_file(_csv(load_builtin().head(3), tmp_path / "ok.csv")).ok
+
+
+@pytest.mark.parametrize("ratio", [0.5, 2.0])
+def test_a_spread_of_exactly_half_or_twice_the_reference_passes(ratio: float) -> None:
+    frame = load_builtin()
+    learnt = ReferenceStats.from_frame(frame).columns
+    # Halving and doubling are exact in floating point: the batch's std is exactly at the bound.
+    s3 = dataclasses.replace(learnt["s3"], std=learnt["s3"].std / ratio)
+    report = validate_frame(frame, ReferenceStats({**learnt, "s3": s3}))
+    assert [f.check for f in report.failures if f.column == "s3"] == []
