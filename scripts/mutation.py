@@ -31,6 +31,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# A pytest plugin for the copy: hypothesis does not shrink a failing example, as only pass or fail counts here.
+PLUGIN = """from hypothesis import Phase, settings
+
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile("mutation")
+"""
 FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq,
     ast.NotEq: ast.Eq,
@@ -132,7 +138,8 @@ def mutate(source: str, number: int, variant: int) -> str:
 def run_tests(root: Path, pytest_args: list[str], timeout: float) -> tuple[bool, float]:
     """Whether the tests pass in ``root`` (a timeout is a failure), and how long they took."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *pytest_args]
+    plugins = ["-p", "no:cacheprovider", "-p", "mutation_plugin"]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", *plugins, *pytest_args]
     start = time.monotonic()
     try:
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=timeout, check=False)
@@ -179,6 +186,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         root = Path(tmp) / "repo"
         shutil.copytree(REPO, root, ignore=ignore)
+        (root / "mutation_plugin.py").write_text(PLUGIN)
         results = {module: score(root, module, pytest_args, only) for module in args.modules}
     for module, (caught, total) in results.items():
         print(f"{module:48} {total:4} mutants {caught:4} caught {100 * caught / max(total, 1):4.0f}%")
