@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from diabetes_mlops.data import load_builtin
-from diabetes_mlops.schema import ReferenceStats, reference_stats, validate_file, validate_frame
+from diabetes_mlops.data import COLUMNS, FEATURES, load_builtin
+from diabetes_mlops.schema import ReferenceStats, build_schema, reference_stats, validate_file, validate_frame
 from diabetes_mlops.strategies import InvalidFrame, invalid_frames, valid_frames
 
 EXPECTED_CHECK = {
@@ -252,3 +252,10 @@ def test_a_spread_of_exactly_half_or_twice_the_reference_passes(ratio: float) ->
     s3 = dataclasses.replace(learnt["s3"], std=learnt["s3"].std / ratio)
     report = validate_frame(frame, ReferenceStats({**learnt, "s3": s3}))
     assert [f.check for f in report.failures if f.column == "s3"] == []
+
+
+def test_columns_in_any_order_pass_and_an_empty_table_does_not() -> None:
+    frame = load_builtin().head(5)
+    assert validate_frame(frame.loc[:, list(reversed(frame.columns))]).ok
+    assert [f.check for f in validate_frame(frame.head(0)).failures] == ["not_empty"]
+    assert set(build_schema().columns) == set(COLUMNS) and set(build_schema(with_target=False).columns) == set(FEATURES)
