@@ -257,5 +257,6 @@ def test_a_spread_of_exactly_half_or_twice_the_reference_passes(ratio: float) ->
 def test_columns_in_any_order_pass_and_an_empty_table_does_not() -> None:
     frame = load_builtin().head(5)
     assert validate_frame(frame.loc[:, list(reversed(frame.columns))]).ok
-    assert [f.check for f in validate_frame(frame.head(0)).failures] == ["not_empty"]
+    empty = validate_frame(frame.head(0)).failures
+    assert [f.check for f in empty] == ["not_empty"] and empty[0].describe() == "table: check not_empty failed"
     assert set(build_schema().columns) == set(COLUMNS) and set(build_schema(with_target=False).columns) == set(FEATURES)

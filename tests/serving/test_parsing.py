@@ -55,7 +55,7 @@ def test_any_body_is_a_finite_matrix_or_an_input_error(body: bytes) -> None:
 def test_each_bad_body_names_its_problem(body: str, status: int, message: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_body(body.encode(), 100)
-    assert caught.value.status == status and message in caught.value.message
+    assert caught.value.status == status and message in caught.value.message == str(caught.value)
 
 
 def test_the_classic_form_keeps_its_rows_text_for_the_log() -> None:
@@ -87,6 +87,9 @@ def test_values_the_json_decoder_lets_through_are_refused_with_their_place() -> 
     assert "row 0: expected a list of 10 numbers, got a string" in error({"data": ["x", ROW]}).message
     assert "row 1: expected an object with the columns" in error({"data": [record, ROW]}).message
     assert "column 'sex': expected a number, got a boolean" in error({"data": [{**record, "sex": True}]}).message
+    assert "column 'sex': expected a finite number, got inf" in error({"data": [{**record, "sex": math.inf}]}).message
+    mixed = [1, True, *ROW[2:]]  # ints, floats and a boolean, which numpy would take for 1.0
+    assert "row 0, column 'sex': expected a number, got a boolean" in error({"data": [mixed]}).message
     assert "got int" in error({"data": 5}).message
     assert "got none" in error({}).message.lower()
 
