@@ -260,3 +260,18 @@ def test_columns_in_any_order_pass_and_an_empty_table_does_not() -> None:
     empty = validate_frame(frame.head(0)).failures
     assert [f.check for f in empty] == ["not_empty"] and empty[0].describe() == "table: check not_empty failed"
     assert set(build_schema().columns) == set(COLUMNS) and set(build_schema(with_target=False).columns) == set(FEATURES)
+
+
+def test_a_mean_exactly_half_a_reference_std_away_passes() -> None:
+    frame = load_builtin()
+    learnt = ReferenceStats.from_frame(frame).columns
+    moved = learnt["s3"].mean + 1.0
+    gap = moved - learnt["s3"].mean  # exact: the two are within a factor of two of each other
+
+    def checks(reference_mean: float) -> set[str]:
+        s3 = dataclasses.replace(learnt["s3"], mean=reference_mean, std=2 * gap)
+        report = validate_frame(frame, ReferenceStats({**learnt, "s3": s3}))
+        return {f.check for f in report.failures if f.column == "s3"}
+
+    assert "mean_near_reference" not in checks(moved)
+    assert "mean_near_reference" in checks(float(np.nextafter(moved, np.inf)))
