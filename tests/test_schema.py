@@ -214,6 +214,7 @@ def test_a_report_says_what_is_wrong_in_one_line_and_lists_at_most_the_limit() -
     }
     clean = validate_frame(load_builtin().head(5), source="ok.csv")
     assert clean.ok and clean.one_line() == clean.summary() == "ok.csv: 5 rows, all checks passed"
+    assert validate_frame(load_builtin().head(5)).source == "frame"
 
 
 def test_missing_columns_are_named_before_anything_else() -> None:

@@ -91,6 +91,9 @@ def test_values_the_json_decoder_lets_through_are_refused_with_their_place() -> 
     mixed = [1, True, *ROW[2:]]  # ints, floats and a boolean, which numpy would take for 1.0
     assert "row 0, column 'sex': expected a number, got a boolean" in error({"data": [mixed]}).message
     assert "got int" in error({"data": 5}).message
+    assert error({"input_data": {"data": []}}).message == "input_data.data: the list of rows is empty"
+    twice = {"input_data": {"columns": [*FEATURES, "age"], "data": [ROW]}}
+    assert error(twice).message == "input_data.columns: a column is named twice"
     assert "got none" in error({}).message.lower()
 
 
