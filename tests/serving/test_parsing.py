@@ -63,6 +63,8 @@ def test_the_classic_form_keeps_its_rows_text_for_the_log() -> None:
     parsed = parse_body(body, 10)
     assert parsed.rows_json is not None and b"\r" not in parsed.rows_json and b"\n" not in parsed.rows_json
     assert json.loads(parsed.rows_json) == parsed.matrix.tolist()
+    compact = parse_body(json.dumps({"data": [ROW]}, separators=(",", ":")).encode(), 10)
+    assert compact.rows_json is not None and json.loads(compact.rows_json) == [ROW]
     # Anything but {"data": rows of numbers} is logged from the matrix.
     assert parse_body(json.dumps({"data": [dict(zip(FEATURES, ROW, strict=True))]}).encode(), 10).rows_json is None
     assert parse_body(json.dumps({"data": [ROW], "id": 1}).encode(), 10).rows_json is None
