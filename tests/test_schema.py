@@ -276,3 +276,12 @@ def test_a_mean_exactly_half_a_reference_std_away_passes() -> None:
 
     assert "mean_near_reference" not in checks(moved)
     assert "mean_near_reference" in checks(float(np.nextafter(moved, np.inf)))
+
+
+def test_failures_come_table_first_then_by_row_then_by_column() -> None:
+    frame = load_builtin().head(10).drop(columns=["s6"])
+    frame.loc[0, "s1"], frame.loc[1, "age"], frame.loc[2, "sex"], frame.loc[2, "bmi"] = 999.0, 500.0, 9.0, 99.0
+    report = validate_frame(frame, source="f.csv")
+    assert [(f.row, f.column) for f in report.failures] == [(None, "s6"), (0, "s1"), (1, "age"), (2, "bmi"), (2, "sex")]
+    two = validate_frame(load_builtin().head(3).assign(age=[500.0, 500.0, 50.0]), source="f.csv")
+    assert two.one_line().endswith("(value 500.0) (and 1 more)")
