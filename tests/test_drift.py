@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,9 @@ from diabetes_mlops.registry import open_registry
 THRESHOLDS = Thresholds(psi=0.2, ks_pvalue=0.01, min_rows=100)
 
 
-def log_rows(settings: Settings, rows: np.ndarray, *, when: datetime | None = None, per_request: int = 1) -> None:
+def log_rows(
+    settings: Settings, rows: np.ndarray, *, when: datetime | None = None, per_request: int = 1, version: int = 1
+) -> None:
     """Write ``rows`` to the home's log store as scoring records of ``per_request`` rows each.
 
     Predictions are the champion's, as the scoring service would log them (150 when there is none).
@@ -57,7 +60,7 @@ def log_rows(settings: Settings, rows: np.ndarray, *, when: datetime | None = No
                 "request_id": f"req-{start}",
                 "time": time,
                 "model_name": "diabetes",
-                "model_version": 1,
+                "model_version": version,
                 "inputs": chunk,
                 "predictions": predictions[start : start + per_request],
                 "latency_ms": 1.0,
@@ -123,6 +126,27 @@ def test_psi_matches_the_formula_on_a_hand_worked_case() -> None:
     assert psi(reference, current) == pytest.approx(terms, rel=1e-9)
 
 
+def test_psi_of_a_single_logged_value_counts_it_as_the_whole_sample() -> None:
+    reference = np.arange(1000, dtype="float64")
+    expected = (1.0 - 0.1) * np.log(1.0 / 0.1) + 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
+    assert psi(reference, np.array([950.0])) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_column_drifts_at_the_psi_threshold_and_below_the_ks_threshold_not_at_it() -> None:
+    """The documented rule: PSI at or above its threshold, and a KS p-value strictly below its threshold."""
+    rng = np.random.default_rng(1)
+    reference, current = rng.normal(0.0, 1.0, 500), rng.normal(1.0, 1.0, 500)
+    measured = compare_column("x", reference, current, THRESHOLDS)
+    at_psi = Thresholds(psi=measured.psi, ks_pvalue=THRESHOLDS.ks_pvalue, min_rows=100)
+    assert compare_column("x", reference, current, at_psi).drifted
+    above_psi = Thresholds(psi=float(np.nextafter(measured.psi, np.inf)), ks_pvalue=0.01, min_rows=100)
+    assert not compare_column("x", reference, current, above_psi).drifted
+    at_ks = Thresholds(psi=0.2, ks_pvalue=measured.ks_pvalue, min_rows=100)
+    assert not compare_column("x", reference, current, at_ks).drifted
+    above_ks = Thresholds(psi=0.2, ks_pvalue=float(np.nextafter(measured.ks_pvalue, 1.0)), min_rows=100)
+    assert compare_column("x", reference, current, above_ks).drifted
+
+
 def test_a_column_with_few_values_gets_merged_bins_and_still_measures_a_move() -> None:
     reference = np.array([1.0] * 200 + [2.0] * 200)  # like ``sex``: two values, most quantile edges repeat
     assert compare_column("sex", reference, reference[::-1].copy(), THRESHOLDS).drifted is False
@@ -135,6 +159,9 @@ def test_parse_since_reads_durations_and_times() -> None:
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("30m", now) == now - timedelta(minutes=30)
     assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since(" 90s ", now) == now - timedelta(seconds=90)
+    assert parse_since("2w", now) == now - timedelta(weeks=2)
+    assert parse_since("1.5h", now) == now - timedelta(minutes=90)
     assert parse_since("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(MlopsError, match="24h"):
         parse_since("yesterday")
@@ -157,7 +184,8 @@ def test_logs_from_the_training_population_do_not_drift(champion: Settings, tmp_
     assert [c.column for c in report.columns] == [*FEATURES, PREDICTION]
     assert not list((tmp_path / "r").glob("*.png"))
     saved = json.loads((tmp_path / "r" / "drift.json").read_text())
-    assert saved["status"] == STATUS_OK and saved["drifted"] == []
+    assert saved["status"] == "ok" and saved["drifted"] == []
+    assert [c["column"] for c in saved["columns"]] == [*FEATURES, "prediction"]  # the names readers of drift.json use
 
 
 def test_a_shifted_feature_is_reported_with_a_plot(champion: Settings, tmp_path: Path) -> None:
@@ -172,6 +200,7 @@ def test_a_shifted_feature_is_reported_with_a_plot(champion: Settings, tmp_path:
     assert "bmi.png" in (tmp_path / "r" / "drift.md").read_text()
     verdict = Verdict.last(champion)
     assert verdict is not None and verdict.status == STATUS_DRIFT and "bmi" in verdict.drifted
+    assert verdict.id == report.id and verdict.report == str(tmp_path / "r" / "drift.json")
 
 
 def test_too_few_rows_is_said_plainly_and_is_not_drift(champion: Settings, tmp_path: Path) -> None:
@@ -179,7 +208,7 @@ def test_too_few_rows_is_said_plainly_and_is_not_drift(champion: Settings, tmp_p
     rows[:, 0] += 50.0  # a huge shift, but 40 rows are below drift_min_rows
     log_rows(champion, rows)
     report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
-    assert report.status == STATUS_TOO_FEW
+    assert report.status == STATUS_TOO_FEW == "insufficient_data"  # the status docs/monitoring.md names
     assert report.columns == [] and report.drifted == []
     assert "too few logged rows" in report.message and "40" in report.message
 
@@ -201,6 +230,7 @@ def test_without_a_champion_the_current_data_is_the_reference(settings: Settings
     report = drift_report(settings, LocalLogStore(settings.logs_dir), open_registry(settings), out_dir=tmp_path)
     assert not report.reference_is_champions
     assert any("no champion" in note for note in report.notes)
+    assert any("prediction distribution is not compared" in note for note in report.notes)
     assert PREDICTION not in [c.column for c in report.columns]
 
 
@@ -217,7 +247,7 @@ def test_cli_exit_codes_are_4_on_drift_and_0_otherwise(
     alarm = cli("--json", "drift", "--since", "1h", "--out", str(tmp_path / "alarm"))
     assert alarm.returncode == 4, alarm.stderr
     data = json.loads(alarm.stdout)
-    assert data["status"] == STATUS_DRIFT and "bp" in data["drifted"]
+    assert data["status"] == "drift" and "bp" in data["drifted"]
     assert (tmp_path / "alarm" / "bp.png").is_file()
     bad = cli("drift", "--since", "soon")
     assert bad.returncode == 1 and "--since" in bad.stderr
@@ -263,3 +293,32 @@ def test_a_non_numeric_logged_value_is_an_error_not_a_dropped_chunk(settings: Se
     LocalLogStore(settings.logs_dir).write([good, bad, good])
     with pytest.raises(MlopsError, match="malformed inputs or predictions"):
         read_logged_rows(LocalLogStore(settings.logs_dir), None)
+
+
+def test_predictions_logged_by_another_version_than_the_champion_are_noted(champion: Settings, tmp_path: Path) -> None:
+    log_rows(champion, builtin_features(60, seed=12))
+    log_rows(champion, builtin_features(60, seed=13), version=7)
+    report = drift_report(champion, LocalLogStore(champion.logs_dir), open_registry(champion), out_dir=tmp_path / "r")
+    assert report.champion_version == 1 and report.model_versions == {"1": 60, "7": 60}
+    notes = [note for note in report.notes if "model versions" in note]
+    assert len(notes) == 1 and "model versions 7, not the champion 1" in notes[0]
+
+
+def test_logged_rows_leave_out_synthetic_requests_and_count_requests_per_version(settings: Settings) -> None:
+    record = {"time": "2026-01-01T00:00:00+00:00", "model_name": "diabetes", "model_version": 1}
+    store = LocalLogStore(settings.logs_dir)
+    store.write(
+        [
+            {**record, "request_id": "a", "inputs": [[1.0] * 10, [2.0] * 10], "predictions": [1.0, 2.0]},
+            {**record, "request_id": "b", "model_version": 2, "inputs": [[3.0] * 10], "predictions": [3.0]},
+            {**record, "request_id": "s", "inputs": [[9.0] * 10], "predictions": [9.0], "synthetic": True},
+        ]
+    )
+    logged = read_logged_rows(store, None)
+    assert logged.inputs.tolist() == [[1.0] * 10, [2.0] * 10, [3.0] * 10]
+    assert logged.predictions.tolist() == [1.0, 2.0, 3.0]
+    assert logged.n_requests == 2 and logged.model_versions == {"1": 1, "2": 1}
+    assert gc.isenabled()  # the collector's pause while reading ends with the read
+    store.write([{**record, "request_id": "c", "inputs": [[4.0] * 10] * 2, "predictions": [4.0]}])
+    with pytest.raises(MlopsError, match="5 input rows but 4 predictions"):
+        read_logged_rows(store, None)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from diabetes_mlops.artifacts import verify_version_files
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
+from diabetes_mlops.registry.base import parse_model_ref, unresolved
 from diabetes_mlops.registry.local import LocalRegistry
 from diabetes_mlops.train import make_pipeline
 
@@ -178,6 +180,8 @@ def test_promote_and_rollback_are_recorded(tmp_path: Path) -> None:
         ("rollback", 2, 1),
     ]
     assert registry.load(NAME, "production").named_steps["ridge"].alpha == 1.0
+    times = [datetime.fromisoformat(str(h["time"])) for h in registry.history(NAME)]
+    assert times == sorted(times) and all(t.tzinfo == UTC for t in times)
 
 
 def test_unknown_version_and_alias_are_clear_errors(tmp_path: Path) -> None:
@@ -233,3 +237,60 @@ def test_promotions_back_to_an_earlier_version_roll_back_through_each_move(tmp_p
     assert registry.previous(NAME, "production") is None
     with pytest.raises(RegistryError, match="no earlier version"):
         registry.rollback(NAME, "production")
+
+
+def test_a_registry_whose_directory_is_not_there_yet_starts_empty_and_at_version_1(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path / "new" / "registry")
+    assert registry.list_versions(NAME) == [] and registry.aliases(NAME) == {} and registry.history(NAME) == []
+    with pytest.raises(RegistryError, match="no registered version"):
+        registry.get(NAME, "latest")
+    assert registry.register(NAME, fitted(), {}).version == 1
+    assert registry.get(NAME, "latest").version == 1
+    with pytest.raises(RegistryError, match="no version 1"):
+        LocalRegistry(tmp_path / "other" / "registry").set_alias(NAME, "champion", 1)
+
+
+def test_each_alias_rolls_back_through_its_own_moves_only(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path)
+    for alpha in (1.0, 2.0, 3.0):
+        registry.register(NAME, fitted(alpha), {})
+    registry.set_alias(NAME, "production", 1)
+    registry.set_alias(NAME, "champion", 2)
+    registry.set_alias(NAME, "champion", 3)
+    assert registry.previous(NAME, "production") is None and registry.previous(NAME, "champion") == 2
+    registry.set_alias(NAME, "production", 3)
+    assert registry.rollback(NAME, "production").version == 1
+    assert registry.aliases(NAME) == {"champion": 3, "production": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3", (NAME, 3)),
+        (" champion ", (NAME, "champion")),
+        ("production", (NAME, "production")),
+        ("other:latest", ("other", "latest")),
+        ("a:b:2", ("a:b", 2)),
+        (":production", (NAME, "production")),
+    ],
+)
+def test_a_model_reference_is_a_name_and_a_version_alias_or_latest(text: str, expected: tuple[str, object]) -> None:
+    assert parse_model_ref(text, NAME) == expected
+
+
+@pytest.mark.parametrize("text", ["staging", "-1", "", "other:", "v2"])
+def test_anything_else_is_not_a_model_reference(text: str) -> None:
+    with pytest.raises(RegistryError, match="neither a version number nor one of champion, production, latest"):
+        parse_model_ref(text, NAME)
+
+
+@pytest.mark.parametrize(
+    ("ref", "verb"),
+    [
+        ("champion", "diabetes-mlops retrain"),
+        ("production", "diabetes-mlops release"),
+        ("latest", "diabetes-mlops retrain"),
+    ],
+)
+def test_an_unset_alias_names_the_command_that_sets_it(ref: str, verb: str) -> None:
+    assert f"run `{verb}` first" in str(unresolved(NAME, ref))

@@ -12,6 +12,7 @@ from diabetes_mlops.ingest import ingest_file
 from diabetes_mlops.monitoring.drift import STATUS_DRIFT, drift_report
 from diabetes_mlops.monitoring.due import retrain_due
 from diabetes_mlops.monitoring.store import LocalLogStore
+from diabetes_mlops.monitoring.verdict import Verdict
 from diabetes_mlops.pipelines import retrain
 from diabetes_mlops.registry import open_registry
 
@@ -140,3 +141,21 @@ def test_a_damaged_drift_verdict_is_a_clear_error(settings: Settings, cli: Calla
     done = cli("retrain", "--if-due")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "last.json: not a drift verdict" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_damaged_run_neither_stops_the_check_nor_handles_an_alarm(settings: Settings, tmp_path: Path) -> None:
+    """A run whose train.json was cut off mid-write cannot vouch for the data it trained on: it is skipped."""
+    import shutil
+
+    from diabetes_mlops.runs import RunDir
+
+    retrain(settings)
+    alarm(settings, tmp_path)
+    shutil.rmtree(settings.runs_dir)  # the damaged run below is the only one
+    run = RunDir.create(settings)
+    run.train.write_text('{"data_fingerprint": "ab')
+    run.evaluation.write_text("{}")  # evaluated after the alarm: it would handle it if it counted
+    due = retrain_due(settings, open_registry(settings))
+    verdict = Verdict.last(settings)
+    assert verdict is not None and due.due
+    assert due.reasons == [f"the drift report {verdict.id} found drift in {', '.join(verdict.drifted)}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from diabetes_mlops.data import load_builtin
-from diabetes_mlops.schema import ReferenceStats, reference_stats, validate_file, validate_frame
+from diabetes_mlops.data import COLUMNS, FEATURES, load_builtin
+from diabetes_mlops.schema import ReferenceStats, build_schema, reference_stats, validate_file, validate_frame
 from diabetes_mlops.strategies import InvalidFrame, invalid_frames, valid_frames
 
 EXPECTED_CHECK = {
@@ -191,3 +192,96 @@ def test_the_mean_may_move_half_a_reference_std(shift: float, passes: bool) -> N
     frame["s3"] = frame["s3"] + shift * frame["s3"].std()
     checks = {f.check for f in validate_frame(frame).failures if f.column == "s3"}
     assert ("mean_near_reference" not in checks) is passes
+
+
+def test_a_report_says_what_is_wrong_in_one_line_and_lists_at_most_the_limit() -> None:
+    frame = load_builtin().head(30).copy()
+    frame.loc[:24, "age"] = 500.0
+    report = validate_frame(frame, source="t.csv")
+    assert not report.ok and len(report.failures) == 25 and report.missing_columns == []
+    first = "row 0, column 'age': check in_range(4.0, 94.0) failed (value 500.0)"
+    assert report.one_line() == f"t.csv: 30 rows, {first} (and 24 more)"
+    lines = report.summary().splitlines()  # at most 20 by default
+    assert lines[:2] == ["t.csv: 30 rows, 25 failed checks", f"  {first}"] and len(lines) == 22
+    assert lines[-1] == "  ... and 5 more (see the JSON report)"
+    assert len(report.summary(limit=25).splitlines()) == 26
+    assert validate_frame(frame.head(1), source="t.csv").one_line() == f"t.csv: 1 rows, {first}"
+    assert {k: v for k, v in report.to_dict().items() if k != "failures"} == {
+        "source": "t.csv",
+        "ok": False,
+        "n_rows": 30,
+        "n_failures": 25,
+    }
+    clean = validate_frame(load_builtin().head(5), source="ok.csv")
+    assert clean.ok and clean.one_line() == clean.summary() == "ok.csv: 5 rows, all checks passed"
+    assert validate_frame(load_builtin().head(5)).source == "frame"
+
+
+def test_missing_columns_are_named_before_anything_else() -> None:
+    frame = load_builtin().head(5).drop(columns=["bmi", "s3"]).assign(age=500.0)
+    report = validate_frame(frame, source="m.csv")
+    assert report.missing_columns == ["bmi", "s3"]
+    assert report.one_line() == "m.csv: no column bmi, s3"
+    assert report.failures[0].describe() == "no column bmi (check column_in_dataframe)"
+
+
+def test_a_text_value_is_one_failure_on_its_row_without_echoes_for_its_column() -> None:
+    frame = load_builtin().head(5).astype({"bp": object})
+    frame.loc[3, "bp"] = "high"
+    report = validate_frame(frame)
+    assert (3, "bp", "coerce_dtype('float64')", "high") in [
+        (f.row, f.column, f.check, f.value) for f in report.failures
+    ]
+    assert all(f.row == 3 for f in report.failures)  # no whole-column failure repeats it
+
+
+def test_a_file_that_is_not_a_diabetes_table_is_one_failure_that_says_so(tmp_path: Path) -> None:
+    empty = validate_file(_write(tmp_path / "e.csv", ""))
+    assert [f.check for f in empty.failures] == ["readable_table"] and empty.n_rows == 0
+    assert empty.one_line() == empty.failures[0].describe() == empty.failures[0].value
+    other = validate_file(_csv(pd.DataFrame({"a": [1, 2]}), tmp_path / "o.csv"))
+    assert [f.check for f in other.failures] == ["known_columns"] and other.n_rows == 2
+    assert other.one_line() == other.failures[0].value and "not a diabetes table" in other.one_line()
+    assert validate_file(_csv(load_builtin().head(3), tmp_path / "ok.csv")).ok
+
+
+@pytest.mark.parametrize("ratio", [0.5, 2.0])
+def test_a_spread_of_exactly_half_or_twice_the_reference_passes(ratio: float) -> None:
+    frame = load_builtin()
+    learnt = ReferenceStats.from_frame(frame).columns
+    # Halving and doubling are exact in floating point: the batch's std is exactly at the bound.
+    s3 = dataclasses.replace(learnt["s3"], std=learnt["s3"].std / ratio)
+    report = validate_frame(frame, ReferenceStats({**learnt, "s3": s3}))
+    assert [f.check for f in report.failures if f.column == "s3"] == []
+
+
+def test_columns_in_any_order_pass_and_an_empty_table_does_not() -> None:
+    frame = load_builtin().head(5)
+    assert validate_frame(frame.loc[:, list(reversed(frame.columns))]).ok
+    empty = validate_frame(frame.head(0)).failures
+    assert [f.check for f in empty] == ["not_empty"] and empty[0].describe() == "table: check not_empty failed"
+    assert set(build_schema().columns) == set(COLUMNS) and set(build_schema(with_target=False).columns) == set(FEATURES)
+
+
+def test_a_mean_exactly_half_a_reference_std_away_passes() -> None:
+    frame = load_builtin()
+    learnt = ReferenceStats.from_frame(frame).columns
+    moved = learnt["s3"].mean + 1.0
+    gap = moved - learnt["s3"].mean  # exact: the two are within a factor of two of each other
+
+    def checks(reference_mean: float) -> set[str]:
+        s3 = dataclasses.replace(learnt["s3"], mean=reference_mean, std=2 * gap)
+        report = validate_frame(frame, ReferenceStats({**learnt, "s3": s3}))
+        return {f.check for f in report.failures if f.column == "s3"}
+
+    assert "mean_near_reference" not in checks(moved)
+    assert "mean_near_reference" in checks(float(np.nextafter(moved, np.inf)))
+
+
+def test_failures_come_table_first_then_by_row_then_by_column() -> None:
+    frame = load_builtin().head(10).drop(columns=["s6"])
+    frame.loc[0, "s1"], frame.loc[1, "age"], frame.loc[2, "sex"], frame.loc[2, "bmi"] = 999.0, 500.0, 9.0, 99.0
+    report = validate_frame(frame, source="f.csv")
+    assert [(f.row, f.column) for f in report.failures] == [(None, "s6"), (0, "s1"), (1, "age"), (2, "bmi"), (2, "sex")]
+    two = validate_frame(load_builtin().head(3).assign(age=[500.0, 500.0, 50.0]), source="f.csv")
+    assert two.one_line().endswith("(value 500.0) (and 1 more)")

@@ -47,8 +47,8 @@ def _check_value(value: object, row: int, column: str) -> None:
         raise InputError(f"row {row}, column {column!r}: expected a number, got {_describe(value)}")
     try:
         finite = math.isfinite(value)  # type: ignore[arg-type]
-    except OverflowError:
-        finite = False
+    except OverflowError:  # an int beyond float64, which the message's number format cannot show either
+        raise InputError(f"row {row}, column {column!r}: expected a finite number, got an int beyond float64") from None
     if not finite:
         raise InputError(f"row {row}, column {column!r}: expected a finite number, got {value:.6g}")
 
