@@ -115,7 +115,7 @@ class Settings:
     scoring_log: bool = True
     scoring_log_required: bool = False
     scoring_log_buffer: int = 50_000
-    scoring_log_backlog_rows: int = 200_000
+    scoring_log_backlog_rows: int = 100_000
     scoring_log_upload_interval: float = 60.0
     live_metrics: bool = False
     drift_psi_threshold: float = 0.2

@@ -1,7 +1,7 @@
 """The scoring handler apart from the web app: one object that every protocol (``/score``, the Open Inference
 Protocol, Azure ML's entry script) calls with a parsed matrix.
 
-A protocol's route reads as a straight line: ``begin`` (request id, trace context), ``authorize``, parse
+A protocol's route reads as a straight line: ``begin`` (request id, trace context), ``authorize``, ``admit``, parse
 its own input form into a float64 matrix, ``score`` (predict, log without waiting, count), then format its
 own answer. Nothing here knows HTTP beyond header names, so it is tested without a server.
 """
@@ -96,13 +96,19 @@ class Scorer:
         ):
             raise InputError("missing or invalid key: send Authorization: Bearer <key>", status=401)
 
+    def admit(self) -> None:
+        """Raise a 503 InputError while the scoring log is behind.
+
+        Called before the body is read, so no time goes to parsing a body that will not be scored.
+        """
+        if self.logger is not None and self.logger.backlogged:
+            raise InputError("the scoring log is behind: retry in a moment", status=503)
+
     def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:
         """Predictions for a validated (n, 10) float64 matrix; the request is logged and counted.
 
         ``rows_json`` is the rows' JSON text as sent, which the log reuses instead of the matrix.
         """
-        if self.logger is not None and self.logger.backlogged:
-            raise InputError("the scoring log is behind: retry in a moment", status=503)
         if self.telemetry is not None:
             with self.telemetry.span(self.served.name, self.served.version, len(matrix)):
                 predictions = self.served.predict(matrix)
