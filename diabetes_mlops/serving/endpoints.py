@@ -83,6 +83,9 @@ class _ScoringEndpoint:
             status, content_type, body = 500, _JSON, error_body(INTERNAL_ERROR)
         answer = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         answer += [(name.encode(), value.encode("latin-1")) for name, value in call.echo.items()]
+        if status == 503:
+            # The scoring log catches up within its writer's next turns: retrying clients and proxies wait this long.
+            answer.append((b"retry-after", b"1"))
         self.metrics.count(status)
         await send({"type": "http.response.start", "status": status, "headers": answer})
         await send({"type": "http.response.body", "body": body})

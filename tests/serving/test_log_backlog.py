@@ -82,6 +82,7 @@ def test_over_loopback_pooled_clients_get_200_or_a_clear_503_and_every_200_is_lo
     assert {a.json()["error"] for a in answers if a.status_code == 503} == {
         "the scoring log is behind: retry in a moment"
     }
+    assert {a.headers.get("retry-after") for a in answers if a.status_code == 503} == {"1"}
     server.stop()
     logged = [json.loads(line) for p in server.settings.logs_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
     assert len(logged) == statuses.count(200)
