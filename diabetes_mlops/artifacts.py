@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.skops"
 AFFINE_FILE = "affine.json"
+METADATA_FILE = "metadata.json"
 
 
 def save_model(model: Pipeline, path: Path) -> str:

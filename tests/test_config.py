@@ -11,9 +11,15 @@ from diabetes_mlops.config import AzureSettings, load_settings, setting_values
 from diabetes_mlops.errors import ConfigError
 
 
-def test_file_then_environment_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def config_file(tmp_path: Path, text: str) -> Path:
+    """An ``mlops.toml`` holding ``text``."""
     config = tmp_path / "mlops.toml"
-    config.write_text('alpha = 2.5\nqa_port = 9001\ncv_alphas = [0.1, 1.0]\nmodel_name = "from-file"\n')
+    config.write_text(text)
+    return config
+
+
+def test_file_then_environment_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_file(tmp_path, 'alpha = 2.5\nqa_port = 9001\ncv_alphas = [0.1, 1.0]\nmodel_name = "from-file"\n')
     monkeypatch.setenv("DIABETES_MLOPS_QA_PORT", "9101")
     monkeypatch.setenv("DIABETES_MLOPS_HOME", str(tmp_path / "h"))
     settings = load_settings(config, model_name="from-override")
@@ -41,8 +47,7 @@ def test_a_bad_value_names_its_key(monkeypatch: pytest.MonkeyPatch, variable: st
 
 
 def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text("alpah = 1.0\n")
+    config = config_file(tmp_path, "alpah = 1.0\n")
     with pytest.raises(ConfigError, match="unknown setting 'alpah'"):
         load_settings(config)
 
@@ -66,22 +71,19 @@ def test_scoring_key_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     ids=["flat", "table"],
 )
 def test_azure_settings_from_flat_keys_or_the_azure_table(tmp_path: Path, text: str) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text("alpha = 2.0\n" + text)
+    config = config_file(tmp_path, "alpha = 2.0\n" + text)
     settings = load_settings(config)
     assert (settings.alpha, settings.azure.location, settings.azure.aks_replicas) == (2.0, "westeurope", 3)
 
 
 def test_an_azure_setting_given_both_ways_names_both(tmp_path: Path) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text('azure_location = "westeurope"\n[azure]\nlocation = "northeurope"\n')
+    config = config_file(tmp_path, 'azure_location = "westeurope"\n[azure]\nlocation = "northeurope"\n')
     with pytest.raises(ConfigError, match="'azure_location' and 'location' in \\[azure\\]"):
         load_settings(config)
 
 
 def test_an_unknown_key_in_the_azure_table_is_named(tmp_path: Path) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text("[azure]\naks_replicaz = 3\n")
+    config = config_file(tmp_path, "[azure]\naks_replicaz = 3\n")
     with pytest.raises(ConfigError, match=re.escape(f"{config}: unknown setting 'aks_replicaz' in [azure]")):
         load_settings(config)
 
@@ -89,8 +91,7 @@ def test_an_unknown_key_in_the_azure_table_is_named(tmp_path: Path) -> None:
 def test_azure_settings_from_the_environment_and_arguments_win_over_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text('[azure]\nlocation = "westeurope"\naks_replicas = 3\n')
+    config = config_file(tmp_path, '[azure]\nlocation = "westeurope"\naks_replicas = 3\n')
     monkeypatch.setenv("DIABETES_MLOPS_AZURE_LOCATION", "northeurope")
     settings = load_settings(config, azure_aks_replicas=4)
     assert (settings.azure.location, settings.azure.aks_replicas) == ("northeurope", 4)
@@ -107,8 +108,7 @@ def test_azure_settings_from_the_environment_and_arguments_win_over_the_file(
 def test_a_bad_azure_value_names_its_key_as_users_set_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, variable: str | None, argument: int | None, origin: str
 ) -> None:
-    config = tmp_path / "mlops.toml"
-    config.write_text(text)
+    config = config_file(tmp_path, text)
     if variable:
         monkeypatch.setenv(variable, "0")
     with pytest.raises(ConfigError, match=f"{origin}: setting 'azure_aks_replicas' has an invalid value: 0") as raised:

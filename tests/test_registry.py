@@ -67,6 +67,14 @@ def assert_every_version_whole(registry: LocalRegistry) -> list[int]:
     return versions
 
 
+def three_versions(root: Path) -> LocalRegistry:
+    """A registry holding versions 1, 2 and 3 of ``NAME``, no alias set."""
+    registry = LocalRegistry(root)
+    for alpha in (1.0, 2.0, 3.0):
+        registry.register(NAME, fitted(alpha), {})
+    return registry
+
+
 def test_eight_processes_register_eight_distinct_loadable_versions(tmp_path: Path) -> None:
     writers = [start_writer(tmp_path, 1.0 + i, 1) for i in range(8)]
     outputs = [w.communicate(timeout=120)[0].split() for w in writers]
@@ -160,9 +168,7 @@ def test_a_model_that_is_not_affine_gets_no_affine_map(tmp_path: Path) -> None:
 
 
 def test_promote_and_rollback_are_recorded(tmp_path: Path) -> None:
-    registry = LocalRegistry(tmp_path)
-    for alpha in (1.0, 2.0, 3.0):
-        registry.register(NAME, fitted(alpha), {})
+    registry = three_versions(tmp_path)
     registry.set_alias(NAME, "production", 1)
     registry.set_alias(NAME, "production", 2)
     registry.set_alias(NAME, "production", 3)
@@ -251,9 +257,7 @@ def test_a_registry_whose_directory_is_not_there_yet_starts_empty_and_at_version
 
 
 def test_each_alias_rolls_back_through_its_own_moves_only(tmp_path: Path) -> None:
-    registry = LocalRegistry(tmp_path)
-    for alpha in (1.0, 2.0, 3.0):
-        registry.register(NAME, fitted(alpha), {})
+    registry = three_versions(tmp_path)
     registry.set_alias(NAME, "production", 1)
     registry.set_alias(NAME, "champion", 2)
     registry.set_alias(NAME, "champion", 3)

@@ -30,7 +30,7 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
 def reserve(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` that does not listen: it keeps the port for sockets that ``listen``
     with ``reuse_port``, which alone get its connections. PortInUse when the port is taken."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket()  # IPv4, as ``listen``'s sockets
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))

@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files, verify_version_files, version_files
+from diabetes_mlops.artifacts import (
+    METADATA_FILE,
+    MODEL_FILE,
+    load_model,
+    save_version_files,
+    verify_version_files,
+    version_files,
+)
 from diabetes_mlops.errors import IntegrityError, RegistryError
 from diabetes_mlops.files import sha256_file
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
@@ -38,7 +45,6 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
 METADATA_PROPERTY = "diabetes_mlops.metadata"
-METADATA_FILE = "metadata.json"
 MODELS_PREFIX = "diabetes-mlops/models"
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from diabetes_mlops.artifacts import MODEL_FILE, load_model, save_version_files
+from diabetes_mlops.artifacts import METADATA_FILE, MODEL_FILE, load_model, save_version_files
 from diabetes_mlops.errors import RegistryError
 from diabetes_mlops.files import write_atomic
 from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unresolved
@@ -30,7 +30,6 @@ from diabetes_mlops.registry.base import ALIASES, ModelVersion, VersionRef, unre
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-METADATA_FILE = "metadata.json"
 LOCK_TIMEOUT_SECONDS = 60
 
 

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from diabetes_mlops.serving.endpoints import InferEndpoint, ScoreEndpoint
 from diabetes_mlops.serving.oip import oip_routes
@@ -33,8 +33,12 @@ class ScoringApp:
 
     def __init__(self, app: Starlette, fast: dict[str, tuple[ASGIApp, dict[str, str]]]) -> None:
         self.app = app
-        self.routes = app.routes
         self._fast = fast
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """Every route of the app, the fast ones included: Starlette's table."""
+        return self.app.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":

@@ -78,14 +78,13 @@ class _ScoringEndpoint:
             content_type, body = await self.respond(scope, headers, receive, call)
         except InputError as exc:
             status, content_type, body = exc.status, _JSON, error_body(exc.message)
+            if exc.retry_after is not None:
+                call.echo["retry-after"] = str(exc.retry_after)
         except Exception:
             log.exception("request %s failed", call.request_id)
             status, content_type, body = 500, _JSON, error_body(INTERNAL_ERROR)
         answer = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         answer += [(name.encode(), value.encode("latin-1")) for name, value in call.echo.items()]
-        if status == 503:
-            # The scoring log catches up within its writer's next turns: retrying clients and proxies wait this long.
-            answer.append((b"retry-after", b"1"))
         self.metrics.count(status)
         await send({"type": "http.response.start", "status": status, "headers": answer})
         await send({"type": "http.response.body", "body": body})

@@ -20,13 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diabetes_mlops.artifacts import AFFINE_FILE, MODEL_FILE, affine_map, load_affine, load_model, verify_model
+from diabetes_mlops.artifacts import (
+    AFFINE_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    affine_map,
+    load_affine,
+    load_model,
+    verify_model,
+)
 from diabetes_mlops.errors import IntegrityError, RegistryError
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
-
-METADATA_FILE = "metadata.json"
 
 
 def _metadata(path: Path) -> dict[str, Any]:

@@ -20,12 +20,14 @@ _NUMBER_TEXT = b"0123456789.,-+eE[] \t\r\n"
 
 
 class InputError(Exception):
-    """Bad scoring input; ``status`` is the HTTP status to answer with, the message names the problem."""
+    """Bad scoring input; ``status`` is the HTTP status to answer with, the message names the problem, and
+    ``retry_after`` (seconds) says when a refusal that is not the request's fault may be retried."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after = retry_after
 
 
 def _describe(value: object) -> str:

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from diabetes_mlops.serving.model import METADATA_FILE, ServedModel
+from diabetes_mlops.artifacts import METADATA_FILE
+from diabetes_mlops.serving.model import ServedModel
 from diabetes_mlops.serving.parsing import InputError, parse_body
 from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
 

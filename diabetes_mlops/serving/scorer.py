@@ -102,7 +102,8 @@ class Scorer:
         Called before the body is read, so no time goes to parsing a body that will not be scored.
         """
         if self.logger is not None and self.logger.backlogged:
-            raise InputError("the scoring log is behind: retry in a moment", status=503)
+            # The writer catches up within its next turns: retrying clients and proxies wait a second.
+            raise InputError("the scoring log is behind: retry in a moment", status=503, retry_after=1)
 
     def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:
         """Predictions for a validated (n, 10) float64 matrix; the request is logged and counted.

@@ -70,11 +70,15 @@ def serve_workers(
     processes: list[SpawnProcess] = []
     with tempfile.TemporaryDirectory(prefix="diabetes-mlops-workers-") as ready_dir:
 
+        def ready_file(index: int) -> Path:
+            return Path(ready_dir) / f"worker-{index}"
+
         def start(index: int) -> SpawnProcess:
-            ready_file = Path(ready_dir) / f"worker-{index}"
-            ready_file.unlink(missing_ok=True)
+            ready_file(index).unlink(missing_ok=True)
             process = context.Process(
-                target=_worker, args=(settings, model_dir, address, ready_file), name=f"diabetes-mlops-worker-{index}"
+                target=_worker,
+                args=(settings, model_dir, address, ready_file(index)),
+                name=f"diabetes-mlops-worker-{index}",
             )
             process.start()
             return process
@@ -88,7 +92,7 @@ def serve_workers(
                         if not ready:
                             raise WorkerFailed(f"a server worker exited ({process.exitcode}) before it was ready")
                         processes[index] = start(index)
-                if not ready and all((Path(ready_dir) / f"worker-{i}").exists() for i in range(workers)):
+                if not ready and all(ready_file(i).exists() for i in range(workers)):
                     ready = True
                     if on_ready is not None:
                         on_ready("http://{}:{}".format(*address))
