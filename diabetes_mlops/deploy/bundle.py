@@ -24,6 +24,7 @@ SERVING_REQUIREMENTS = (
     "numpy",
     "orjson",
     "prometheus-client",
+    "pysimdjson",
     "scikit-learn",
     "scipy",
     "skops",

@@ -74,7 +74,7 @@ class _ScoringEndpoint:
         status = 200
         try:
             self.scorer.authorize(headers)
-            self.scorer.admit()
+            await self.scorer.admit()
             content_type, body = await self.respond(scope, headers, receive, call)
         except InputError as exc:
             status, content_type, body = exc.status, _JSON, error_body(exc.message)

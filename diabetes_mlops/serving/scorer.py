@@ -8,6 +8,7 @@ own answer. Nothing here knows HTTP beyond header names, so it is tested without
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import secrets
@@ -27,10 +28,16 @@ if TYPE_CHECKING:
     from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.model import ServedModel
 
+# How long a request waits for a scoring log that is behind, and how often it looks: the writer takes its
+# queue every 50 ms, so a second is many turns, and a look costs the event loop a few microseconds.
+ADMIT_WAIT_SECONDS = 1.0
+ADMIT_POLL_SECONDS = 0.005
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Limits, the optional key, and whether readiness needs the scoring log to be written.
+    """Limits, the optional key, whether readiness needs the scoring log to be written, and how long a request
+    waits for a scoring log that is behind before it is refused.
 
     The key is compared in constant time and never logged.
     """
@@ -39,6 +46,7 @@ class ServiceConfig:
     max_rows: int = DEFAULTS.max_rows
     key: str | None = None
     log_required: bool = DEFAULTS.scoring_log_required
+    admit_wait: float = ADMIT_WAIT_SECONDS
 
 
 @dataclass(slots=True)
@@ -96,14 +104,22 @@ class Scorer:
         ):
             raise InputError("missing or invalid key: send Authorization: Bearer <key>", status=401)
 
-    def admit(self) -> None:
-        """Raise a 503 InputError while the scoring log is behind.
+    async def admit(self) -> None:
+        """Wait while the scoring log is behind, up to ``admit_wait`` seconds, then raise a 503 InputError.
 
-        Called before the body is read, so no time goes to parsing a body that will not be scored.
+        Called before the body is read: a waiting request holds no parsed rows, and its body stays in the
+        connection's buffers. Waiting rather than refusing at once is backpressure: a 503 answered in
+        microseconds invites the next request at once, and that churn takes the CPU the writer needs to
+        catch up. Only a writer stuck for the whole wait (a store that does not answer) turns clients away.
         """
-        if self.logger is not None and self.logger.backlogged:
-            # The writer catches up within its next turns: retrying clients and proxies wait a second.
-            raise InputError("the scoring log is behind: retry in a moment", status=503, retry_after=1)
+        if self.logger is None or not self.logger.backlogged:
+            return
+        deadline = time.monotonic() + self.config.admit_wait
+        while self.logger.backlogged:
+            if time.monotonic() >= deadline:
+                # Retrying clients and proxies wait a second, the writer's next turns.
+                raise InputError("the scoring log is behind: retry in a moment", status=503, retry_after=1)
+            await asyncio.sleep(ADMIT_POLL_SECONDS)
 
     def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:
         """Predictions for a validated (n, 10) float64 matrix; the request is logged and counted.

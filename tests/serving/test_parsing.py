@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,6 +70,66 @@ def test_the_classic_form_keeps_its_rows_text_for_the_log() -> None:
     assert parse_body(json.dumps({"data": [dict(zip(FEATURES, ROW, strict=True))]}).encode(), 10).rows_json is None
     assert parse_body(json.dumps({"data": [ROW], "id": 1}).encode(), 10).rows_json is None
     assert parse_body(json.dumps({"input_data": {"data": [ROW]}}).encode(), 10).rows_json is None
+
+
+# Numbers as JSON writes them and as it does not (the fast path must refuse what orjson refuses).
+number_texts = st.one_of(
+    finite.map(repr),
+    st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["-0", "-0.0", "1e308", "1e309", "-1e400", "1E-5", "2.5e+3", "01", "1.", ".5", "+1", "--1", "1e"]),
+)
+blanks = st.sampled_from(["", " ", "\n", "\r\n", "\t"])
+row_texts = st.lists(number_texts, min_size=9, max_size=11).flatmap(
+    lambda values: blanks.map(lambda blank: "[" + f",{blank}".join(values) + "]")
+)
+rows_texts = st.lists(row_texts, min_size=0, max_size=4).flatmap(
+    lambda rows: blanks.map(lambda blank: "[" + f",{blank}".join(rows) + "]")
+)
+heads = st.sampled_from(['{"data":', ' { "data" : ', '{\n"data":\t', '{"data" :', '{"dat":', '{"data":[', '[{"data":'])
+tails = st.sampled_from(["}", " }\n", "}}", "]}", "} x", ', "id": 1}'])
+
+
+def reference(body: bytes, max_rows: int) -> object:
+    """What orjson's path makes of a body: the matrix, or the error's status and message."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "malformed JSON"
+    try:
+        return parse_payload(payload, max_rows).tolist()
+    except InputError as exc:
+        return exc.status, exc.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=heads, rows=rows_texts, tail=tails, max_rows=st.integers(1, 4))
+def test_the_number_rows_path_agrees_with_orjsons_on_every_body(head: str, rows: str, tail: str, max_rows: int) -> None:
+    """Bodies near ``{"data": rows of 10 numbers}``: row widths 9 to 11, numbers JSON refuses, blanks, other
+    heads and tails. Whichever path parses it, the matrix or the error is the one orjson's path gives."""
+    body = (head + rows + tail).encode()
+    expected = reference(body, max_rows)
+    try:
+        parsed = parse_body(body, max_rows)
+    except InputError as exc:
+        got: object = "malformed JSON" if exc.message.startswith("body: malformed JSON") else (exc.status, exc.message)
+    else:
+        got = parsed.matrix.tolist()
+        if parsed.rows_json is not None:
+            assert orjson.loads(parsed.rows_json) == orjson.loads(body)["data"]
+    assert got == expected
+
+
+def test_a_body_of_number_rows_is_read_without_python_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual body, ints and floats, blanks and line breaks included, never reaches orjson's decoder."""
+
+    def refuse(_: bytes) -> None:
+        raise AssertionError("orjson.loads was called")
+
+    monkeypatch.setattr(orjson, "loads", refuse)
+    body = b'{ "data" : [[1, 2.5, -0.0, 4e2, 5, 6, 7, 8, 9, 10],\r\n [11,12,13,14,15,16,17,18,19,2E-1]] }\n'
+    parsed = parse_body(body, 2)
+    assert parsed.matrix.tolist() == [[1, 2.5, 0, 400, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18, 19, 0.2]]
+    assert parsed.rows_json == b" [[1, 2.5, -0.0, 4e2, 5, 6, 7, 8, 9, 10], [11,12,13,14,15,16,17,18,19,2E-1]] "
 
 
 def test_the_row_limit_is_inclusive_and_beyond_it_is_413() -> None:
