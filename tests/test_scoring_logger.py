@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from diabetes_mlops.monitoring.logger import ScoringLogger, _iso_utc
-from diabetes_mlops.monitoring.records import CHUNK_ROWS, encode_record, encoded_chunks, scoring_record
+from diabetes_mlops.monitoring.records import (
+    CHUNK_ROWS,
+    MAX_BUFFERS,
+    encode_record,
+    encoded_chunks,
+    record_buffers,
+    scoring_record,
+)
 from diabetes_mlops.monitoring.store import LocalLogStore
 
 
@@ -37,17 +47,64 @@ def test_close_writes_every_queued_record(tmp_path: Path) -> None:
     assert {r["model_version"] for r in records} == {3}
 
 
-@given(st.lists(st.integers(1, 4_000), max_size=40))
-def test_records_are_formatted_in_pieces_of_about_chunk_rows(sizes: list[int]) -> None:
+@given(st.lists(st.integers(1, 4_000), max_size=40), st.booleans())
+def test_records_are_formatted_in_pieces_of_about_chunk_rows(sizes: list[int], as_text: bool) -> None:
     records = [
-        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[]", np.zeros(n), 0.1)
+        scoring_record(
+            f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[]" if as_text else np.ones((n, 10)),
+            np.zeros(n), 0.1,
+        )
         for i, n in enumerate(sizes)
-    ]
+    ]  # fmt: skip
     pieces = list(encoded_chunks(records))
-    assert b"".join(pieces) == b"".join(map(encode_record, records))
-    rows = [sum(len(orjson.loads(line)["predictions"]) for line in piece.splitlines()) for piece in pieces]
+    assert b"".join(chain.from_iterable(pieces)) == b"".join(map(encode_record, records))
+    assert all(len(piece) <= MAX_BUFFERS for piece in pieces)
+    lines = [b"".join(piece).splitlines() for piece in pieces]
+    rows = [sum(len(orjson.loads(line)["predictions"]) for line in piece) for piece in lines]
     assert all(CHUNK_ROWS <= n < CHUNK_ROWS + 4_000 for n in rows[:-1])
     assert sum(rows) == sum(sizes) and (not rows or 0 < rows[-1] < CHUNK_ROWS + 4_000)
+
+
+def test_many_small_records_make_pieces_of_at_most_one_writev() -> None:
+    records = [
+        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[[1,2]]", np.zeros(1), 0.1)
+        for i in range(1000)
+    ]
+    pieces = list(encoded_chunks(records))
+    assert [len(piece) for piece in pieces] == [1024, 1024, 1024, 928]
+    assert b"".join(chain.from_iterable(pieces)).splitlines() == [encode_record(r).rstrip() for r in records]
+
+
+@given(
+    rows=st.binary(min_size=2, max_size=50).map(lambda b: b"[" + b.hex().encode() + b"]"),
+    traceparent=st.none() | st.text(max_size=20),
+    synthetic=st.booleans(),
+)
+def test_rows_text_is_written_as_its_own_buffer_and_the_line_is_unchanged(
+    rows: bytes, traceparent: str | None, synthetic: bool
+) -> None:
+    record = scoring_record(
+        "r", "2026-12-02T00:00:00.000000+00:00", "d", 2, rows, np.arange(3.0), 0.5, traceparent, synthetic
+    )
+    buffers = record_buffers(record)
+    assert b"".join(buffers) == encode_record(record)
+    assert any(buffer is rows for buffer in buffers)  # not copied
+
+
+def test_a_short_write_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.writev`` may write less than it was given (POSIX); what it left is written after it."""
+    writev = os.writev
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        return writev(fd, [bytes(buffers[0])[:3]])  # really writes, only the first three bytes
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    records = [
+        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[[1]]", np.zeros(1), 0.1)
+        for i in range(3)
+    ]
+    LocalLogStore(tmp_path).write(records)
+    assert (tmp_path / "scoring-2026-12-02.jsonl").read_bytes() == b"".join(map(encode_record, records))
 
 
 def test_a_write_that_fails_after_its_first_pieces_leaves_the_file_as_it_was(tmp_path: Path) -> None:
@@ -61,3 +118,20 @@ def test_a_write_that_fails_after_its_first_pieces_leaves_the_file_as_it_was(tmp
     with pytest.raises(TypeError):
         store.write(records)
     assert (tmp_path / "scoring-2026-12-02.jsonl").read_bytes() == before
+
+
+def test_a_backlog_half_the_bound_starts_the_writer_before_its_timer(tmp_path: Path) -> None:
+    """At full speed, waiting for the timer would leave requests waiting at the bound every turn."""
+    store = LocalLogStore(tmp_path)
+    logger = ScoringLogger(store, flush_interval=60.0, max_backlog_rows=10)
+    try:
+        logger.log("small", 1.79e9, ("diabetes", 3), b"[[1]]", np.zeros(5), 0.1, None)
+        time.sleep(0.3)
+        assert list(store.read()) == []  # 5 rows: not half the bound, the timer's turn
+        logger.log("large", 1.79e9, ("diabetes", 3), b"[[1]]", np.zeros(1), 0.1, None)
+        deadline = time.monotonic() + 10
+        while len(list(store.read())) < 2:
+            assert time.monotonic() < deadline, "the writer did not start its turn"
+            time.sleep(0.01)
+    finally:
+        logger.close()

@@ -116,7 +116,7 @@ class BlobLogStore:
                     self._open[hour] = (path, time.monotonic())
                 with open(self._open[hour][0], "ab") as fh:
                     for piece in encoded_chunks(hour_records):
-                        fh.write(piece)
+                        fh.writelines(piece)
                     fh.flush()
                     os.fsync(fh.fileno())
         self.send_due()

@@ -58,9 +58,10 @@ class ScoringLogger:
     oldest are dropped first and counted in ``dropped``), and are written when the sink works again. The
     failure is said once a minute with the counts, without a traceback; ``failing`` tells readiness.
 
-    Requests can come faster than any writer formats them (large batches, binary tensors): more than
-    ``max_backlog_rows`` rows waiting for the writer is ``backlogged``, and the scorer then refuses new work
-    (503) until the writer catches up, so memory stays bounded and no answered request goes unlogged.
+    Requests can come faster than any writer formats them (large batches, binary tensors): half of
+    ``max_backlog_rows`` rows waiting starts the writer's turn before its timer, and more than all of them
+    is ``backlogged``: the scorer then holds new work back until the writer catches up, so memory stays
+    bounded and no answered request goes unlogged.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class ScoringLogger:
         self._reported_at = -math.inf
         self._pending: deque[_Pending] = deque()
         self._closed = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scoring-log-writer", daemon=True)
         self._thread.start()
 
@@ -116,6 +118,10 @@ class ScoringLogger:
         """
         self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
         self._queued_rows += len(predictions)
+        if not self._wake.is_set() and self._queued_rows - self._taken_rows > self.max_backlog_rows // 2:
+            # Half the backlog waits: the writer starts its turn now rather than at its timer, or requests
+            # would wait for it at the bound, and one worker could score no more than the bound a turn.
+            self._wake.set()
 
     @staticmethod
     def _record(item: _Pending) -> dict[str, object]:
@@ -167,7 +173,9 @@ class ScoringLogger:
     def _run(self) -> None:
         # A sink that sends in batches (Blob) is told the time even when no request comes.
         send_due = getattr(self.sink, "send_due", None)
-        while not self._closed.wait(self.flush_interval):
+        while not self._closed.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
             self._drain()
             if send_due is not None and not self.failing:
                 send_due()
@@ -176,6 +184,7 @@ class ScoringLogger:
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer thread and flush what the sink spooled."""
         self._closed.set()
+        self._wake.set()
         self._thread.join(timeout)
         if self._unwritten:
             self.dropped += len(self._unwritten)

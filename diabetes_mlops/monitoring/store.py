@@ -9,23 +9,31 @@ from pathlib import Path
 
 import orjson
 
-from diabetes_mlops.monitoring.records import encoded_chunks
+from diabetes_mlops.monitoring.records import Buffer, encoded_chunks
 
 FILE_PREFIX = "scoring-"
 
 
-def _append_whole(fd: int, pieces: Iterable[bytes]) -> None:
+def _append_whole(fd: int, pieces: Iterable[list[Buffer]]) -> None:
     """Append all of ``pieces`` or nothing: a write cut short (a full disk, a record that cannot be formatted
     after some pieces went) is undone, leaving no torn line and no record written twice when it is retried."""
     size = os.fstat(fd).st_size
     try:
         for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, piece)
     except BaseException:
         os.ftruncate(fd, size)
         raise
+
+
+def _write_all(fd: int, buffers: list[Buffer]) -> None:
+    """Write the buffers in order with one ``os.writev``, and what a short write left with more."""
+    written = os.writev(fd, buffers)
+    total = sum(map(len, buffers))
+    if written < total:
+        rest = memoryview(b"".join(buffers))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 class LocalLogStore:
