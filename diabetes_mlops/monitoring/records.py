@@ -61,8 +61,8 @@ def record_buffers(record: dict[str, object]) -> list[Buffer]:
     """One JSON line as buffers to write in order, the same bytes as ``encode_record``.
 
     Rows kept as the JSON text they were sent in (tens of kilobytes for a batch) are one of the buffers
-    as they are: copied into the line, and the line into a piece, they were most of the log writer's time
-    (and of its hold on the GIL), where ``os.writev`` hands them to the kernel without the GIL.
+    as they are: formatted into the line, and the line joined into a piece, they would be copied twice
+    with the GIL held, where ``os.writev`` hands them to the kernel without it.
     """
     inputs = record["inputs"]
     if not isinstance(inputs, bytes):
