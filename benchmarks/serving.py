@@ -12,7 +12,8 @@ alone). With --log-cost, pairs of runs measure what the scoring log costs.
 azmlinfsrv comes from the venv scripts/test.sh makes (.tools/azmlinfsrv); MLServer from a venv this
 script makes once (.tools/mlserver, `pip install mlserver mlserver-sklearn`; for the benchmark only).
 
-    python benchmarks/serving.py [--seconds 10] [--workers 2] [--batch-rows 10000000] [--log-cost] [--only-batch]
+    python benchmarks/serving.py [--seconds 10] [--rounds 3] [--workers 2] [--batch-rows 10000000] [--log-cost]
+        [--only-batch]
 """
 
 from __future__ import annotations
@@ -179,6 +180,13 @@ def measure(server: Server, loads: dict[str, Endpoint], seconds: int, work: Path
     return result
 
 
+def median_result(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds; the non-2xx answers' sum."""
+    result = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    result["errors"] = sum(r["errors"] for r in rounds)
+    return result
+
+
 def oip_body(rows: np.ndarray, binary: bool) -> tuple[bytes, dict[str, str]]:
     """An Open Inference Protocol request for ``rows``: JSON tensors, or JSON header + binary tensor."""
     tensor: dict[str, object] = {"name": "predict", "shape": list(rows.shape), "datatype": "FP64"}
@@ -308,6 +316,7 @@ def benchmark_score_batch(n_rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="Duration of each wrk run.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of runs over the servers; figures are medians.")
     parser.add_argument("--batch-rows", type=int, default=10_000_000, help="Rows for score-batch.")
     parser.add_argument("--log-cost", action="store_true", help="Also measure the scoring log's cost.")
     parser.add_argument("--only-batch", action="store_true", help="Only score-batch (no servers, no wrk).")
@@ -384,22 +393,30 @@ def main() -> None:
             {"single": oip_single, "batch_oip_json": oip_json},
         ),
     }  # fmt: skip
-    results: dict[str, dict[str, float]] = {}
-    for name, (make, loads) in servers.items():
-        server = make(free_port())
-        try:
-            results[name] = measure(server, loads, args.seconds, work)
-        finally:
-            server.stop()
-
-    # What the binary path scores when the scoring log, which formats every input row as JSON, is off.
-    unlogged = start_ours(free_port(), {"DIABETES_MLOPS_SCORING_LOG": "false"})
+    # All servers run at once, idle but for the one under load, and the rounds go round them: a machine that
+    # slows down for a minute slows every server's figures alike, and the medians drop a round's outlier.
+    started: dict[str, Server] = {}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    unlogged_rates: list[float] = []
     try:
-        binary_unlogged = wrk(unlogged.url, oip_binary, 8, args.seconds, work)["ok_rps"] * 1000
+        for name, (make, _) in servers.items():
+            started[name] = make(free_port())
+        # What the binary path scores when the scoring log, which formats every input row as JSON, is off.
+        started["unlogged"] = start_ours(free_port(), {"DIABETES_MLOPS_SCORING_LOG": "false"})
+        for _ in range(args.rounds):
+            for name, (_, loads) in servers.items():
+                runs[name].append(measure(started[name], loads, args.seconds, work))
+            unlogged_rates.append(wrk(started["unlogged"].url, oip_binary, 8, args.seconds, work)["ok_rps"] * 1000)
     finally:
-        unlogged.stop()
+        for server in started.values():
+            server.stop()
+    results = {name: median_result(rounds) for name, rounds in runs.items()}
+    binary_unlogged = statistics.median(unlogged_rates)
     ours, azml, mls = results["ours"], results["azmlinfsrv"], results["mlserver"]
-    print(f"load: wrk -t1, {args.seconds} s per run, keep-alive; batches of 1,000 rows at concurrency 8")
+    print(
+        f"load: wrk -t1, {args.seconds} s per run, keep-alive; batches of 1,000 rows at concurrency 8; "
+        f"each figure the median of {args.rounds} rounds (non-2xx answers: their sum)"
+    )
     print(
         f"ours: /score, and /v2 (Open Inference Protocol), {args.workers} workers; azmlinfsrv: /score, 2 workers; "
         "MLServer: /v2 JSON; batch rows/s count only the requests that scored (not a 503)"
