@@ -9,6 +9,7 @@ own answer. Nothing here knows HTTP beyond header names, so it is tested without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import secrets
@@ -87,6 +88,7 @@ class Scorer:
         # Request ids made here: a random prefix per process and a counter, unique across processes and
         # about ten times cheaper than uuid4 (which reads the system's random source on every request).
         self._id_prefix, self._id_counter = secrets.token_hex(12), itertools.count()
+        self._log_watch: asyncio.Future[None] | None = None
 
     def begin(self, headers: Mapping[str, str]) -> Call:
         """The request's id (the caller's ``X-Ms-Request-Id`` or a new one) and the headers to echo."""
@@ -116,9 +118,25 @@ class Scorer:
             return
         deadline = time.monotonic() + self.config.admit_wait
         while self.logger.backlogged:
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 # Retrying clients and proxies wait a second, the writer's next turns.
                 raise InputError("the scoring log is behind: retry in a moment", status=503, retry_after=1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._log_caught_up()), remaining)
+
+    def _log_caught_up(self) -> asyncio.Future[None]:
+        """Done once the scoring log is no longer behind.
+
+        One task looks every 5 ms for all the waiting requests: a look each would cost the event loop in
+        proportion to the connections waiting, hundreds behind a load balancer, and starve the writer.
+        """
+        if self._log_watch is None or self._log_watch.done():
+            self._log_watch = asyncio.ensure_future(self._watch_log())
+        return self._log_watch
+
+    async def _watch_log(self) -> None:
+        while self.logger is not None and self.logger.backlogged:
             await asyncio.sleep(ADMIT_POLL_SECONDS)
 
     def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:

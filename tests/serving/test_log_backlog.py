@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 from starlette.testclient import TestClient
 
 from diabetes_mlops.config import load_settings
@@ -87,3 +89,35 @@ def test_over_loopback_pooled_clients_faster_than_the_writer_wait_and_every_answ
     server.stop()
     logged = [json.loads(line) for p in server.settings.logs_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
     assert sorted(r["request_id"] for r in logged) == sorted(a.headers["x-ms-request-id"] for a in answers)
+
+
+def test_hundreds_of_waiting_requests_are_all_admitted_once_the_writer_catches_up(tmp_path: Path) -> None:
+    """One watch of the log serves every waiting request, and each is let through when the backlog clears."""
+    settings = load_settings(home=tmp_path / "home")
+    version = register_model(settings)
+    served = ServedModel.from_dir(settings.registry_dir / settings.model_name / str(version))
+    disk = SlowDisk(tmp_path / "logs")
+    logger = ScoringLogger(disk, flush_interval=0.01, max_backlog_rows=10)
+    scorer = Scorer(served, ServiceConfig(admit_wait=10.0), logger)
+    rows = np.ones((11, 10))
+
+    async def waiting_requests() -> list[float]:
+        logger.log("first", time.time(), ("diabetes", 1), rows, np.zeros(11), 0.1, None)
+        while not disk.writing.is_set():  # the writer took the first rows and waits on the disk
+            await asyncio.sleep(0.01)
+        logger.log("second", time.time(), ("diabetes", 1), rows, np.zeros(11), 0.1, None)  # over the bound
+
+        async def admitted() -> float:
+            await scorer.admit()
+            return time.monotonic()
+
+        waiting = [asyncio.ensure_future(admitted()) for _ in range(300)]
+        await asyncio.sleep(0.2)
+        assert not any(w.done() for w in waiting)
+        released = time.monotonic()
+        disk.go.set()
+        return [await w - released for w in waiting]
+
+    delays = asyncio.run(waiting_requests())
+    logger.close()
+    assert len(delays) == 300 and max(delays) < 5.0
