@@ -86,7 +86,14 @@ def serve(
 
         serve_workers(settings, model_dir, host, port, workers, on_ready)
         return
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+    from diabetes_mlops.serving.protocol import CoalescingHttpToolsProtocol
+
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+        "http": CoalescingHttpToolsProtocol,
+    }
     listener = socket.socket(fileno=fd) if fd is not None else listen(host, port)
     url = "http://{}:{}".format(*listener.getsockname()[:2])
     app = _DrainingApp(build_app(settings, model_dir))
