@@ -49,16 +49,9 @@ def scoring_record(
     }
 
 
-def encode_record(record: dict[str, object]) -> bytes:
-    """One JSON line; numpy arrays in the record are written by orjson directly, without Python lists, and
-    inputs that are JSON text (bytes) as they are."""
-    if isinstance(record["inputs"], bytes):
-        record = {**record, "inputs": orjson.Fragment(record["inputs"])}
-    return orjson.dumps(record, option=_LINE)
-
-
 def record_buffers(record: dict[str, object]) -> list[Buffer]:
-    """One JSON line as buffers to write in order, the same bytes as ``encode_record``.
+    """One JSON line as buffers to write in order; numpy arrays in the record are written by orjson directly,
+    without Python lists, and inputs that are JSON text (bytes) as they are.
 
     Rows kept as the JSON text they were sent in (tens of kilobytes for a batch) are one of the buffers
     as they are: formatted into the line, and the line joined into a piece, they would be copied twice
@@ -66,13 +59,18 @@ def record_buffers(record: dict[str, object]) -> list[Buffer]:
     """
     inputs = record["inputs"]
     if not isinstance(inputs, bytes):
-        return [encode_record(record)]
+        return [orjson.dumps(record, option=_LINE)]
     keys = list(record)
     cut = keys.index("inputs")
     head = orjson.dumps({key: record[key] for key in keys[:cut]})
     tail = orjson.dumps({key: record[key] for key in keys[cut + 1 :]}, option=_LINE)
     # head is {...} and tail {...}\n: the line is head without its brace, the rows, tail without its brace.
     return [head[:-1] + b',"inputs":', inputs, b",", memoryview(tail)[1:]]
+
+
+def encode_record(record: dict[str, object]) -> bytes:
+    """One JSON line, as ``record_buffers`` writes it."""
+    return b"".join(record_buffers(record))
 
 
 def encoded_chunks(records: Iterable[dict[str, object]]) -> Iterator[list[Buffer]]:

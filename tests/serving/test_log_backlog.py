@@ -40,12 +40,17 @@ class SlowDisk(LocalLogStore):
         super().write(records)
 
 
-def test_a_writer_that_falls_behind_makes_requests_wait_then_gets_503s_not_unbounded_memory(tmp_path: Path) -> None:
+def served_with_held_disk(tmp_path: Path, max_backlog_rows: int) -> tuple[ServedModel, SlowDisk, ScoringLogger]:
+    """A registered model, and a scoring log whose disk waits until the test lets it write."""
     settings = load_settings(home=tmp_path / "home")
     version = register_model(settings)
     served = ServedModel.from_dir(settings.registry_dir / settings.model_name / str(version))
     disk = SlowDisk(tmp_path / "logs")
-    logger = ScoringLogger(disk, flush_interval=0.01, max_backlog_rows=200)
+    return served, disk, ScoringLogger(disk, flush_interval=0.01, max_backlog_rows=max_backlog_rows)
+
+
+def test_a_writer_that_falls_behind_makes_requests_wait_then_gets_503s_not_unbounded_memory(tmp_path: Path) -> None:
+    served, disk, logger = served_with_held_disk(tmp_path, max_backlog_rows=200)
     rows = load_builtin().iloc[:100, :10].to_numpy().tolist()
     scorer = Scorer(served, ServiceConfig(admit_wait=0.3), logger, metrics=ServiceMetrics(logger))
     with TestClient(create_app(scorer)) as http, ThreadPoolExecutor(1) as pool:
@@ -93,11 +98,7 @@ def test_over_loopback_pooled_clients_faster_than_the_writer_wait_and_every_answ
 
 def test_hundreds_of_waiting_requests_are_all_admitted_once_the_writer_catches_up(tmp_path: Path) -> None:
     """One watch of the log serves every waiting request, and each is let through when the backlog clears."""
-    settings = load_settings(home=tmp_path / "home")
-    version = register_model(settings)
-    served = ServedModel.from_dir(settings.registry_dir / settings.model_name / str(version))
-    disk = SlowDisk(tmp_path / "logs")
-    logger = ScoringLogger(disk, flush_interval=0.01, max_backlog_rows=10)
+    served, disk, logger = served_with_held_disk(tmp_path, max_backlog_rows=10)
     scorer = Scorer(served, ServiceConfig(admit_wait=10.0), logger)
     rows = np.ones((11, 10))
 
