@@ -49,7 +49,7 @@ if ! command -v groovy >/dev/null 2>&1; then
 fi
 # Azure ML's inference server pins its own OpenTelemetry and Flask: it gets a venv of its own.
 if [ ! -x .tools/azmlinfsrv/bin/azmlinfsrv ]; then
-    start azmlinfsrv venv_with .tools/azmlinfsrv azureml-inference-server-http==1.5.1 numpy scikit-learn skops orjson pysimdjson
+    start azmlinfsrv venv_with .tools/azmlinfsrv azureml-inference-server-http==1.5.1 numpy scikit-learn skops orjson pysimdjson pybase64
 fi
 # KServe's SDK pins its own pandas, protobuf and kubernetes: its client runs from a venv of its own too.
 if [ ! -x .tools/kserve/bin/python ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from datetime import UTC, datetime
@@ -13,11 +14,15 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from diabetes_mlops.errors import MlopsError
 from diabetes_mlops.monitoring.logger import ScoringLogger, _iso_utc
 from diabetes_mlops.monitoring.records import (
     CHUNK_ROWS,
     MAX_BUFFERS,
+    BinaryRows,
+    decode_record,
     encode_record,
     encoded_chunks,
     record_buffers,
@@ -37,12 +42,13 @@ def test_close_writes_every_queued_record(tmp_path: Path) -> None:
     logger = ScoringLogger(store, flush_interval=60.0)
     rows = np.arange(20.0).reshape(2, 10)
     for i in range(1000):
-        inputs = rows if i % 2 else b"[[1,2,3,4,5,6,7,8,9,10]]"
+        inputs = (b"[[1,2,3,4,5,6,7,8,9,10]]", rows, BinaryRows(rows))[i % 3]
         logger.log(f"r{i}", 1.79e9 + i, ("diabetes", 3), inputs, np.array([1.5, 2.5]), 0.1, None, synthetic=i == 7)
     logger.close()
     records = list(store.read())
     assert [r["request_id"] for r in records] == [f"r{i}" for i in range(1000)]
-    assert records[1]["inputs"] == rows.tolist() and records[0]["inputs"] == [list(range(1, 11))]
+    assert records[0]["inputs"] == [list(range(1, 11))]
+    assert records[1]["inputs"] == records[2]["inputs"] == rows.tolist()
     assert [r["request_id"] for r in records if r["synthetic"]] == ["r7"]
     assert {r["model_version"] for r in records} == {3}
 
@@ -93,6 +99,43 @@ def test_rows_text_is_written_as_its_own_buffer_and_the_line_is_unchanged(
     )
     assert b"".join(buffers) == line
     assert any(buffer is rows for buffer in buffers)  # not copied
+
+
+@given(
+    matrix=hnp.arrays(
+        st.sampled_from(["<f8", ">f8", "<f4"]),
+        st.tuples(st.integers(1, 40), st.just(10)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=32),
+    ),
+    transposed=st.booleans(),
+)
+def test_binary_rows_are_logged_as_base64_of_doubles_and_read_back_exactly(
+    matrix: np.ndarray, transposed: bool
+) -> None:
+    if transposed:  # a Fortran-ordered matrix, as a view of another's transpose is
+        matrix = np.asfortranarray(matrix)
+    record = scoring_record("r", "2026-12-02T00:00:00.000000+00:00", "d", 2, BinaryRows(matrix), np.ones(3), 0.5)
+    line = encode_record(record)
+    logged = orjson.loads(line)
+    assert logged["inputs"]["datatype"] == "FP64" and logged["inputs"]["shape"] == list(matrix.shape)
+    assert base64.b64decode(logged["inputs"]["base64"]) == matrix.astype("<f8").tobytes(order="C")
+    decoded = decode_record(line)
+    assert np.array_equal(np.array(decoded.pop("inputs")), matrix.astype(np.float64))
+    assert decoded == {key: value for key, value in logged.items() if key != "inputs"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"datatype": "FP32", "shape": [1, 2], "base64": ""}, "neither rows nor an FP64"),
+        ({"datatype": "FP64", "shape": [1], "base64": ""}, "neither rows nor an FP64"),
+        ({"datatype": "FP64", "shape": [1, 2], "base64": "AA=A"}, "base64 is malformed"),
+        ({"datatype": "FP64", "shape": [1, 2], "base64": base64.b64encode(bytes(8)).decode()}, "8 bytes for a shape"),
+    ],
+)
+def test_a_malformed_logged_tensor_is_named(inputs: dict[str, object], message: str) -> None:
+    with pytest.raises(MlopsError, match=message):
+        decode_record(orjson.dumps({"request_id": "r", "inputs": inputs}))
 
 
 def test_a_short_write_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

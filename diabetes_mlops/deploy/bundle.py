@@ -24,6 +24,7 @@ SERVING_REQUIREMENTS = (
     "numpy",
     "orjson",
     "prometheus-client",
+    "pybase64",
     "pysimdjson",
     "scikit-learn",
     "scipy",

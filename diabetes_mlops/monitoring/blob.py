@@ -23,10 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
 from diabetes_mlops.config import DEFAULTS
-from diabetes_mlops.monitoring.records import encoded_chunks
+from diabetes_mlops.monitoring.records import decode_record, encoded_chunks
 from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
@@ -197,7 +195,7 @@ class BlobLogStore:
             records: list[dict[str, object]] = []
             for name in sorted(by_hour[hour]):
                 data = self.container.download_blob(name).readall()
-                records.extend(orjson.loads(line) for line in data.splitlines() if line.strip())
+                records.extend(decode_record(line) for line in data.splitlines() if line.strip())
             records.sort(key=lambda r: str(r["time"]))  # stable: one writer's order is kept for equal times
             for record in records:
                 if str(record["time"]) >= floor:

@@ -12,7 +12,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.config import DEFAULTS
-from diabetes_mlops.monitoring.records import scoring_record
+from diabetes_mlops.monitoring.records import BinaryRows, scoring_record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     # What the request path queues: request id, time, (model, version), inputs, predictions, latency,
     # traceparent, synthetic.
-    _Pending = tuple[str, float, tuple[str, int], np.ndarray | bytes, np.ndarray, float, str | None, bool]
+    _Pending = tuple[str, float, tuple[str, int], np.ndarray | bytes | BinaryRows, np.ndarray, float, str | None, bool]
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_SECONDS = 0.05
@@ -106,7 +106,7 @@ class ScoringLogger:
         request_id: str,
         time: float,
         model: tuple[str, int],
-        inputs: np.ndarray | bytes,
+        inputs: np.ndarray | bytes | BinaryRows,
         predictions: np.ndarray,
         latency_ms: float,
         traceparent: str | None,
@@ -114,7 +114,7 @@ class ScoringLogger:
     ) -> None:
         """Queue one record; it is formatted in the writer thread, not here.
 
-        ``time`` comes from ``time.time()``; ``inputs`` is the matrix, or the rows' JSON text as sent.
+        ``time`` comes from ``time.time()``; ``inputs`` is the matrix, the rows' JSON text as sent, or ``BinaryRows``.
         """
         self._pending.append((request_id, time, model, inputs, predictions, latency_ms, traceparent, synthetic))
         self._queued_rows += len(predictions)

@@ -7,9 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
-from diabetes_mlops.monitoring.records import Buffer, encoded_chunks
+from diabetes_mlops.monitoring.records import Buffer, decode_record, encoded_chunks
 
 FILE_PREFIX = "scoring-"
 
@@ -75,6 +73,6 @@ class LocalLogStore:
                 for line in fh:
                     if not line.strip():
                         continue
-                    record = orjson.loads(line)
+                    record = decode_record(line)
                     if str(record["time"]) >= floor:
                         yield record

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from diabetes_mlops.monitoring.records import BinaryRows
 from diabetes_mlops.serving.parsing import InputError, parse_body
 from diabetes_mlops.serving.responses import INTERNAL_ERROR, JSON, error_body
 from diabetes_mlops.serving.tensors import inference_response, parse_inference, unknown_model
@@ -117,7 +118,7 @@ class InferEndpoint(_ScoringEndpoint):
             raise InputError(f"content encoding {encoding!r}: send the body uncompressed", status=415)
         body = await read_body(receive, headers, config.max_body_bytes)
         parsed = parse_inference(body, headers.get(BINARY_HEADER), config.max_rows)
-        predictions = self.scorer.score(parsed.matrix, call)
+        predictions = self.scorer.score(parsed.matrix, call, BinaryRows(parsed.matrix) if parsed.binary_input else None)
         answer, header_length = inference_response(
             served.name, served.version, parsed.id or call.request_id, predictions, parsed.binary_output
         )

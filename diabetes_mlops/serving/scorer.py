@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from diabetes_mlops.monitoring.logger import ScoringLogger
+    from diabetes_mlops.monitoring.records import BinaryRows
     from diabetes_mlops.monitoring.telemetry import Telemetry
     from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.model import ServedModel
@@ -139,10 +140,11 @@ class Scorer:
         while self.logger is not None and self.logger.backlogged:
             await asyncio.sleep(ADMIT_POLL_SECONDS)
 
-    def score(self, matrix: np.ndarray, call: Call, rows_json: bytes | None = None) -> np.ndarray:
+    def score(self, matrix: np.ndarray, call: Call, logged_as: bytes | BinaryRows | None = None) -> np.ndarray:
         """Predictions for a validated (n, 10) float64 matrix; the request is logged and counted.
 
-        ``rows_json`` is the rows' JSON text as sent, which the log reuses instead of the matrix.
+        ``logged_as`` is what the log keeps instead of the matrix: the rows' JSON text as sent, or
+        ``BinaryRows`` for rows that came as binary tensors.
         """
         if self.telemetry is not None:
             with self.telemetry.span(self.served.name, self.served.version, len(matrix)):
@@ -151,12 +153,11 @@ class Scorer:
             predictions = self.served.predict(matrix)
         latency = time.perf_counter() - call.started
         if self.logger is not None:
-            inputs = matrix if rows_json is None else rows_json
             self.logger.log(
                 call.request_id,
                 time.time(),
                 self._model_key,
-                inputs,
+                matrix if logged_as is None else logged_as,
                 predictions,
                 latency * 1000,
                 call.traceparent,

@@ -37,10 +37,11 @@ DATATYPES = {
 
 @dataclass(frozen=True, slots=True)
 class InferenceRequest:
-    """The rows of a request as a matrix, its id when it gave one, and whether it wants binary output."""
+    """The rows of a request as a matrix, its id when it gave one, and whether they came and go as binary data."""
 
     matrix: np.ndarray
     id: str | None
+    binary_input: bool
     binary_output: bool
 
 
@@ -118,7 +119,8 @@ def parse_inference(body: bytes, header_length: str | None, max_rows: int) -> In
         if len(matrix) != rows:
             raise InputError(f"inputs[0].data: {len(matrix)} rows for a shape of {rows}")
     request_id = header.get("id")
-    return InferenceRequest(matrix, request_id if type(request_id) is str else None, _binary_output(header))
+    request_id = request_id if type(request_id) is str else None
+    return InferenceRequest(matrix, request_id, binary_input=size is not None, binary_output=_binary_output(header))
 
 
 def _binary_matrix(binary: bytes, size: object, rows: int, dtype: np.dtype) -> np.ndarray:

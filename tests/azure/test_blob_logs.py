@@ -7,22 +7,31 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from azurite import Azurite
 
 from diabetes_mlops.monitoring.blob import BlobLogStore
-from diabetes_mlops.monitoring.records import scoring_record
+from diabetes_mlops.monitoring.records import BinaryRows, scoring_record
 
 
 def _record(moment: datetime, n: int) -> dict[str, object]:
+    """A record of one row: as rows, or for odd ``n`` as the binary tensor a binary request logs."""
+    rows = [[0.01 * n] * 10]
     return scoring_record(
         request_id=f"req-{n:04d}",
         time=moment.isoformat(timespec="microseconds"),
         model_name="diabetes",
         model_version=1,
-        inputs=[[0.01 * n] * 10],
+        inputs=BinaryRows(np.array(rows)) if n % 2 else rows,
         predictions=[100.0 + n],
         latency_ms=1.5,
     )
+
+
+def _as_read(record: dict[str, object]) -> dict[str, object]:
+    """The record as a reader gets it back: a binary tensor's rows as lists."""
+    inputs = record["inputs"]
+    return {**record, "inputs": inputs.matrix.tolist() if isinstance(inputs, BinaryRows) else inputs}
 
 
 def test_records_are_partitioned_by_hour_and_read_back_in_order(container, tmp_path: Path) -> None:
@@ -38,7 +47,7 @@ def test_records_are_partitioned_by_hour_and_read_back_in_order(container, tmp_p
     assert [n.rsplit("/", 1)[0] for n in names] == ["scoring/2026/11/26/03", "scoring/2026/11/26/04"]
     assert all(n.endswith(".jsonl") and store.writer_id in n for n in names)
     assert store.pending() == []
-    assert list(store.read()) == records
+    assert list(store.read()) == list(map(_as_read, records))
     assert [r["request_id"] for r in store.read(since=start + timedelta(minutes=2))] == ["req-0002", "req-0003"]
 
 

@@ -48,7 +48,7 @@ def test_bundle_has_what_an_image_needs(bundle: Path) -> None:
     assert dockerfile.startswith("# syntax=docker/dockerfile:1\nFROM python:3.11-slim")
     assert "USER app" in dockerfile and "HEALTHCHECK" in dockerfile and "EXPOSE 8000" in dockerfile
     requirements = (bundle / "requirements.txt").read_text().split()
-    assert all(re.fullmatch(r"[a-z\-]+(\[standard\])?==[\w.]+", r) for r in requirements)
+    assert all(re.fullmatch(r"[a-z0-9\-]+(\[standard\])?==[\w.]+", r) for r in requirements)
     assert any(r.startswith("scikit-learn==") for r in requirements)
     assert not any(r.startswith(("pandas", "matplotlib", "pandera", "azure")) for r in requirements)
     assert (bundle / "model" / "model.skops").is_file() and (bundle / "score.py").is_file()

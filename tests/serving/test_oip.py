@@ -7,6 +7,7 @@ a venv of its own (.tools/kserve, made by scripts/test.sh) because its pins clas
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import tritonclient.http as triton
@@ -196,11 +198,20 @@ def test_oip_requests_are_logged_and_counted_like_score(start_server: Callable[.
     server = start_server()
     http = triton.InferenceServerClient(server.url.removeprefix("http://"))
     http.infer("diabetes", [triton_input(ROWS, True)], headers={"X-Ms-Request-Id": "oip-binary"})
+    http.infer("diabetes", [triton_input(ROWS, False)], headers={"X-Ms-Request-Id": "oip-json"})
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'scoring_requests_total{status="200"} 1.0' in metrics and "scoring_rows_total 2.0" in metrics
+    assert 'scoring_requests_total{status="200"} 2.0' in metrics and "scoring_rows_total 4.0" in metrics
     server.stop()
     records = {r["request_id"]: r for r in LocalLogStore(server.settings.logs_dir).read()}
-    assert records["oip-binary"]["inputs"] == ROWS.tolist() and len(records["oip-binary"]["predictions"]) == 2
+    for request_id in ("oip-binary", "oip-json"):
+        assert records[request_id]["inputs"] == ROWS.tolist() and len(records[request_id]["predictions"]) == 2
+    # On disk, rows sent as binary tensors stay binary (base64 of their doubles); rows sent as JSON stay numbers.
+    raw = b"".join(path.read_bytes() for path in sorted(server.settings.logs_dir.glob("*.jsonl")))
+    lines = {r["request_id"]: r for r in map(orjson.loads, raw.splitlines())}
+    tensor = lines["oip-binary"]["inputs"]
+    assert tensor["datatype"] == "FP64" and tensor["shape"] == [2, 10]
+    assert base64.b64decode(tensor["base64"]) == ROWS.astype("<f8").tobytes()
+    assert lines["oip-json"]["inputs"] == ROWS.tolist()
 
 
 KSERVE_SCRIPT = r"""
