@@ -20,6 +20,7 @@ from diabetes_mlops.errors import MlopsError
 from diabetes_mlops.monitoring.logger import ScoringLogger, _iso_utc
 from diabetes_mlops.monitoring.records import (
     CHUNK_ROWS,
+    INLINE_BYTES,
     MAX_BUFFERS,
     BinaryRows,
     decode_record,
@@ -72,8 +73,9 @@ def test_records_are_formatted_in_pieces_of_about_chunk_rows(sizes: list[int], a
 
 
 def test_many_small_records_make_pieces_of_at_most_one_writev() -> None:
+    rows = b"[[" + b"1," * (INLINE_BYTES // 2) + b"1]]"  # written as a buffer of its own: four buffers a record
     records = [
-        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, b"[[1,2]]", np.zeros(1), 0.1)
+        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "diabetes", 1, rows, np.zeros(1), 0.1)
         for i in range(1000)
     ]
     pieces = list(encoded_chunks(records))
@@ -82,11 +84,11 @@ def test_many_small_records_make_pieces_of_at_most_one_writev() -> None:
 
 
 @given(
-    rows=st.binary(min_size=2, max_size=50).map(lambda b: b"[" + b.hex().encode() + b"]"),
+    rows=st.binary(min_size=2, max_size=3_000).map(lambda b: b"[" + b.hex().encode() + b"]"),
     traceparent=st.none() | st.text(max_size=20),
     synthetic=st.booleans(),
 )
-def test_rows_text_is_written_as_its_own_buffer_and_the_line_is_unchanged(
+def test_large_rows_text_is_written_as_its_own_buffer_and_the_line_is_unchanged(
     rows: bytes, traceparent: str | None, synthetic: bool
 ) -> None:
     record = scoring_record(
@@ -98,7 +100,7 @@ def test_rows_text_is_written_as_its_own_buffer_and_the_line_is_unchanged(
         {**record, "inputs": orjson.Fragment(rows)}, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
     )
     assert b"".join(buffers) == line
-    assert any(buffer is rows for buffer in buffers)  # not copied
+    assert any(buffer is rows for buffer in buffers) == (len(rows) >= INLINE_BYTES)  # large rows are not copied
 
 
 @given(
@@ -182,3 +184,19 @@ def test_a_backlog_half_the_bound_starts_the_writer_before_its_timer(tmp_path: P
             time.sleep(0.01)
     finally:
         logger.close()
+
+
+def test_matrices_orjson_does_not_write_itself_are_logged_and_do_not_stop_the_log(tmp_path: Path) -> None:
+    store = LocalLogStore(tmp_path)
+    logger = ScoringLogger(store, flush_interval=60.0)
+    for rows in (2, 40):  # formatted as it is logged, and by the writer
+        fortran = np.asfortranarray(np.arange(rows * 10.0).reshape(rows, 10))  # not C-ordered
+        logger.log(f"fortran-{rows}", 1.79e9, ("diabetes", 3), fortran, np.ones(rows), 0.1, None)
+        half = np.ones((rows, 10), dtype=np.float16)
+        logger.log(f"float16-{rows}", 1.79e9, ("diabetes", 3), half, np.ones(rows, dtype=np.float16), 0.1, None)
+    logger.close()
+    records = {r["request_id"]: r for r in store.read()}
+    assert list(records) == ["fortran-2", "float16-2", "fortran-40", "float16-40"]
+    assert records["fortran-40"]["inputs"] == np.arange(400.0).reshape(40, 10).tolist()
+    assert records["float16-2"]["predictions"] == [1.0, 1.0]
+    assert logger.dropped == 0 and not logger.failing and logger.unwritten == 0

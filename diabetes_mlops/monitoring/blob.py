@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.config import DEFAULTS
-from diabetes_mlops.monitoring.records import decode_record, encoded_chunks
+from diabetes_mlops.monitoring.records import Record, decode_record, encoded_chunks, record_time
 from diabetes_mlops.runs import new_id
 
 if TYPE_CHECKING:
@@ -96,11 +96,11 @@ class BlobLogStore:
 
     # --- writing -------------------------------------------------------------------------------------
 
-    def write(self, records: Iterable[dict[str, object]]) -> None:
+    def write(self, records: Iterable[Record]) -> None:
         """Append the records to their hours' batches (durably, in order); send the batches that are due."""
-        by_hour: dict[str, list[dict[str, object]]] = {}
+        by_hour: dict[str, list[Record]] = {}
         for record in records:
-            by_hour.setdefault(_hour_path(str(record["time"])), []).append(record)
+            by_hour.setdefault(_hour_path(record_time(record)), []).append(record)
         if not by_hour:
             return
         with self._lock:

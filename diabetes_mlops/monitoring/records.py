@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 10_000
 # Buffers in one piece: what one os.writev takes on Linux (IOV_MAX).
 MAX_BUFFERS = 1024
+# Inputs kept as text up to this size are copied into their line, larger ones written as buffers of their own.
+INLINE_BYTES = 4096
 # A piece of a JSON line: bytes, or a view of the end of bytes.
 Buffer = bytes | memoryview
 _LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
@@ -36,6 +38,20 @@ class BinaryRows:
     """
 
     matrix: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    """A record already formatted: its time (for the day or hour it is filed under), rows, and JSON line
+    as the buffers ``record_buffers`` made."""
+
+    time: str
+    rows: int
+    buffers: list[Buffer]
+
+
+# What the stores write: records, or records already formatted.
+Record = dict[str, object] | EncodedRecord
 
 
 def scoring_record(
@@ -73,25 +89,42 @@ def record_buffers(record: dict[str, object]) -> list[Buffer]:
     """One JSON line as buffers to write in order; numpy arrays in the record are written by orjson directly,
     without Python lists, inputs that are JSON text (bytes) as they are, and ``BinaryRows`` as base64.
 
-    Rows kept as the JSON text they were sent in (tens of kilobytes for a batch), or their base64, are one
-    of the buffers as they are: formatted into the line, and the line joined into a piece, they would be
-    copied twice with the GIL held, where ``os.writev`` hands them to the kernel without it.
+    Large inputs kept as text (the JSON a batch was sent in, tens of kilobytes, or their base64) are one of
+    the buffers as they are: formatted into the line, and the line joined into a piece, they would be
+    copied twice with the GIL held, where ``os.writev`` hands them to the kernel without it. Small ones go
+    into the line in one orjson call: for a single row, the two calls that cut the line around its inputs
+    cost four times the copy they save, with the GIL held while requests wait for it.
     """
     inputs = record["inputs"]
     if isinstance(inputs, bytes):
-        opening, text, closing = b"", inputs, b","
+        opening, text, closing = b"", inputs, b""
     elif isinstance(inputs, BinaryRows):
         matrix = inputs.matrix.astype("<f8", order="C", copy=False)
         opening = b'{"datatype":"%s","shape":[%d,%d],"base64":"' % (TENSOR_DATATYPE.encode(), *matrix.shape)
-        text, closing = pybase64.b64encode(matrix.data), b'"},'
+        text, closing = pybase64.b64encode(matrix.data), b'"}'
     else:
-        return [orjson.dumps(record, option=_LINE)]
+        return [orjson.dumps(record, option=_LINE, default=_array_list)]
+    if len(text) < INLINE_BYTES:
+        inline = {**record, "inputs": orjson.Fragment(opening + text + closing)}
+        return [orjson.dumps(inline, option=_LINE, default=_array_list)]
     keys = list(record)
     cut = keys.index("inputs")
     head = orjson.dumps({key: record[key] for key in keys[:cut]})
-    tail = orjson.dumps({key: record[key] for key in keys[cut + 1 :]}, option=_LINE)
+    tail = orjson.dumps({key: record[key] for key in keys[cut + 1 :]}, option=_LINE, default=_array_list)
     # head is {...} and tail {...}\n: the line is head without its brace, the inputs, tail without its brace.
-    return [head[:-1] + b',"inputs":' + opening, text, closing, memoryview(tail)[1:]]
+    return [head[:-1] + b',"inputs":' + opening, text, closing + b",", memoryview(tail)[1:]]
+
+
+def _array_list(value: object) -> object:
+    """An array orjson does not write itself (not C-ordered, an unusual dtype) as lists.
+
+    Without it, one such array failed the write of every batch it was retried in: the log kept nothing
+    more. A ``/score`` body whose columns came out of order once made such a matrix.
+    """
+    tolist = getattr(value, "tolist", None)
+    if tolist is None:
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    return tolist()
 
 
 def decode_record(line: bytes) -> dict[str, Any]:
@@ -130,18 +163,28 @@ def encode_record(record: dict[str, object]) -> bytes:
     return b"".join(record_buffers(record))
 
 
-def encoded_chunks(records: Iterable[dict[str, object]]) -> Iterator[list[Buffer]]:
+def encoded(record: dict[str, object]) -> EncodedRecord:
+    """The record formatted now."""
+    return EncodedRecord(str(record["time"]), len(record["predictions"]), record_buffers(record))  # type: ignore[arg-type]
+
+
+def record_time(record: Record) -> str:
+    """When the record was scored, as an ISO 8601 text in UTC."""
+    return record.time if isinstance(record, EncodedRecord) else str(record["time"])
+
+
+def encoded_chunks(records: Iterable[Record]) -> Iterator[list[Buffer]]:
     """The records as JSON lines, in pieces of about ``CHUNK_ROWS`` rows (a larger record alone) and at most
     ``MAX_BUFFERS`` buffers (one ``os.writev``)."""
     buffers: list[Buffer] = []
     rows = 0
     for record in records:
-        line = record_buffers(record)
-        if len(buffers) + len(line) > MAX_BUFFERS:
+        line = record if isinstance(record, EncodedRecord) else encoded(record)
+        if len(buffers) + len(line.buffers) > MAX_BUFFERS:
             yield buffers
             buffers, rows = [], 0
-        buffers += line
-        rows += len(record["predictions"])  # type: ignore[arg-type]
+        buffers += line.buffers
+        rows += line.rows
         if rows >= CHUNK_ROWS:
             yield buffers
             buffers, rows = [], 0

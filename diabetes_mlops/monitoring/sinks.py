@@ -11,12 +11,13 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from diabetes_mlops.config import Settings
+    from diabetes_mlops.monitoring.records import Record
 
 
 class LogSink(Protocol):
     """Where scoring records go, and where drift and retraining read them back."""
 
-    def write(self, records: Iterable[dict[str, object]]) -> None: ...
+    def write(self, records: Iterable[Record]) -> None: ...
 
     def read(self, since: datetime | None = None) -> Iterator[dict[str, object]]: ...
 

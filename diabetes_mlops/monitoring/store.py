@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from diabetes_mlops.monitoring.records import Buffer, decode_record, encoded_chunks
+from diabetes_mlops.monitoring.records import Buffer, Record, decode_record, encoded_chunks, record_time
 
 FILE_PREFIX = "scoring-"
 
@@ -45,10 +45,10 @@ class LocalLogStore:
     def _path(self, day: str) -> Path:
         return self.root / f"{FILE_PREFIX}{day}.jsonl"
 
-    def write(self, records: Iterable[dict[str, object]]) -> None:
-        by_day: dict[str, list[dict[str, object]]] = {}
+    def write(self, records: Iterable[Record]) -> None:
+        by_day: dict[str, list[Record]] = {}
         for record in records:
-            by_day.setdefault(str(record["time"])[:10], []).append(record)
+            by_day.setdefault(record_time(record)[:10], []).append(record)
         if not by_day:
             return
         if not self._root_made:

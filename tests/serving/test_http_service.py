@@ -104,14 +104,25 @@ def test_health_ready_and_openapi(server: Server) -> None:
 def test_logged_inputs_are_the_rows_as_sent_whatever_the_form(start_server: Callable[..., Server]) -> None:
     server = start_server()
     rows = [[1, 2.5, 3, 4, 5, 6, 7, 8, 9, 1e-3], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
+    batch = rows * 20  # a record the writer thread formats, where the two rows are formatted as they are logged
     pretty = json.dumps({"data": rows}, indent=4)
     assert "\n" in pretty
+    reversed_columns = list(reversed(FEATURES))
     forms = {
-        "classic": pretty,
-        "records": json.dumps({"data": [dict(zip(FEATURES, r, strict=True)) for r in rows]}),
-        "v2": json.dumps({"input_data": {"columns": list(FEATURES), "data": rows}}),
+        "classic": (pretty, rows),
+        "records": (json.dumps({"data": [dict(zip(FEATURES, r, strict=True)) for r in rows]}), rows),
+        "v2": (json.dumps({"input_data": {"columns": list(FEATURES), "data": rows}}), rows),
+        # Columns out of order made a matrix the log's formatter refused, which wedged the log for good.
+        "v2-reordered": (
+            json.dumps({"input_data": {"columns": reversed_columns, "data": [r[::-1] for r in rows]}}),
+            rows,
+        ),
+        "v2-reordered-batch": (
+            json.dumps({"input_data": {"columns": reversed_columns, "data": [r[::-1] for r in batch]}}),
+            batch,
+        ),
     }
-    for request_id, body in forms.items():
+    for request_id, (body, _) in forms.items():
         answer = httpx.post(
             f"{server.url}/score",
             content=body,
@@ -122,8 +133,8 @@ def test_logged_inputs_are_the_rows_as_sent_whatever_the_form(start_server: Call
     text = "".join(p.read_text() for p in server.settings.logs_dir.glob("*.jsonl"))
     records = {r["request_id"]: r for r in map(json.loads, text.splitlines())}
     assert set(records) == set(forms)
-    for record in records.values():
-        assert record["inputs"] == rows
+    for request_id, (_, expected) in forms.items():
+        assert records[request_id]["inputs"] == expected
 
 
 def test_the_serving_process_maps_no_library_scoring_does_not_need(server: Server) -> None:
