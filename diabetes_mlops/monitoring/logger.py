@@ -50,7 +50,8 @@ def _iso_utc(timestamp: float) -> str:
 
 
 class ScoringLogger:
-    """Takes records from the event loop in O(1) and writes them in batches from one thread.
+    """Takes records from the event loop (a few rows formatted at once, more left as they are) and writes
+    them in batches from one thread.
 
     The writer wakes on a timer, not per record: waking a thread for each request would hand the GIL
     back and forth with the event loop and cost more than the logging itself. ``close()`` drains what
