@@ -401,7 +401,7 @@ def main() -> None:
     try:
         for name, (make, _) in servers.items():
             started[name] = make(free_port())
-        # What the binary path scores when the scoring log, which formats every input row as JSON, is off.
+        # What the binary path scores with the scoring log off: the log's cost, measured beside it.
         started["unlogged"] = start_ours(free_port(), {"DIABETES_MLOPS_SCORING_LOG": "false"})
         for _ in range(args.rounds):
             for name, (_, loads) in servers.items():

@@ -44,8 +44,13 @@ wheelhouse() {
 }
 mkdir -p .tools
 
-if ! command -v groovy >/dev/null 2>&1; then
-    start groovy bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groovy >/dev/null'
+# Debian's groovy evaluates the Jenkinsfile; fincore (util-linux-extra) shows which of a file's pages the page
+# cache holds, for the scoring log's test that it drops what it wrote.
+debs=()
+command -v groovy >/dev/null 2>&1 || debs+=(groovy)
+command -v fincore >/dev/null 2>&1 || debs+=(util-linux-extra)
+if [ ${#debs[@]} -gt 0 ]; then
+    start debs bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${debs[*]} >/dev/null"
 fi
 # Azure ML's inference server pins its own OpenTelemetry and Flask: it gets a venv of its own.
 if [ ! -x .tools/azmlinfsrv/bin/azmlinfsrv ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import time
 from datetime import UTC, datetime
 from itertools import chain
@@ -200,3 +201,22 @@ def test_matrices_orjson_does_not_write_itself_are_logged_and_do_not_stop_the_lo
     assert records["fortran-40"]["inputs"] == np.arange(400.0).reshape(40, 10).tolist()
     assert records["float16-2"]["predictions"] == [1.0, 1.0]
     assert logger.dropped == 0 and not logger.failing and logger.unwritten == 0
+
+
+def test_the_store_leaves_no_written_pages_in_the_page_cache(tmp_path: Path) -> None:
+    """At full load the log streams hundreds of MB a second: kept in the page cache, it fills memory."""
+    store = LocalLogStore(tmp_path)
+    records = [
+        scoring_record(f"r{i}", "2026-12-02T00:00:00.000000+00:00", "d", 1, np.ones((1000, 10)), np.ones(1000), 0.1)
+        for i in range(100)
+    ]
+    store.write(records)
+    (path,) = tmp_path.glob("*.jsonl")
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())  # written to disk: the pages the next write's advice may drop
+    store.write(records[:1])
+    size = path.stat().st_size
+    resident = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True, text=True, check=True
+    )
+    assert size > 2_000_000 and int(resident.stdout) < size // 10
