@@ -76,9 +76,7 @@ def _rows_matrix(rows: list[Any], order: list[int] | None = None) -> np.ndarray:
     matrix = flat.reshape(len(rows), N_FEATURES)
     require_finite(matrix, order)
     if order is not None:
-        # Taking columns out of order makes a Fortran-ordered copy, and the scoring log's formatter (orjson)
-        # refuses any array that is not C-ordered: the record would have wedged the log for every later one.
-        matrix = np.ascontiguousarray(matrix[:, np.argsort(order)])
+        matrix = matrix[:, np.argsort(order)]
     return matrix
 
 

@@ -29,11 +29,13 @@ from tritonclient.utils import InferenceServerException
 from diabetes_mlops.artifacts import MODEL_FILE, load_model
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.data import FEATURES
+from diabetes_mlops.monitoring.blob import BlobLogStore
 from diabetes_mlops.monitoring.store import LocalLogStore
 from diabetes_mlops.serving.app import create_app
 from diabetes_mlops.serving.metrics import ServiceMetrics
 from diabetes_mlops.serving.model import ServedModel
 from diabetes_mlops.serving.scorer import Scorer, ServiceConfig
+from tests.azure.azurite import Azurite
 from tests.conftest import REPO
 from tests.serving.conftest import Server, register_model
 
@@ -212,6 +214,31 @@ def test_oip_requests_are_logged_and_counted_like_score(start_server: Callable[.
     assert tensor["datatype"] == "FP64" and tensor["shape"] == [2, 10]
     assert base64.b64decode(tensor["base64"]) == ROWS.astype("<f8").tobytes()
     assert lines["oip-json"]["inputs"] == ROWS.tolist()
+
+
+def test_binary_requests_logged_to_blob_storage_read_back_as_rows(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The Azure targets' log path whole: a served process logging to Blob Storage (Azurite), tritonclient's
+    binary and JSON tensors, and the kit's reader over what arrived."""
+    azurite = Azurite(tmp_path / "azurite")
+    azurite.start()
+    try:
+        server = start_server({"DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+        http = triton.InferenceServerClient(server.url.removeprefix("http://"))
+        http.infer("diabetes", [triton_input(ROWS, True)], headers={"X-Ms-Request-Id": "blob-binary"})
+        http.infer("diabetes", [triton_input(ROWS, False)], headers={"X-Ms-Request-Id": "blob-json"})
+        server.stop()  # the scoring log's shutdown sends the batch still filling
+        settings = load_settings(home=tmp_path / "reader", azure_storage_connection_string=azurite.connection_string)
+        store = BlobLogStore.from_settings(settings)
+        raw = b"".join(store.container.download_blob(b.name).readall() for b in store.container.list_blobs())
+        lines = {r["request_id"]: r for r in map(orjson.loads, raw.splitlines())}
+        assert base64.b64decode(lines["blob-binary"]["inputs"]["base64"]) == ROWS.astype("<f8").tobytes()
+        assert lines["blob-json"]["inputs"] == ROWS.tolist()
+        records = {r["request_id"]: r for r in store.read()}
+        assert records["blob-binary"]["inputs"] == records["blob-json"]["inputs"] == ROWS.tolist()
+    finally:
+        azurite.stop()
 
 
 KSERVE_SCRIPT = r"""
