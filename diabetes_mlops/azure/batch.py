@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.azure.jobs import INSTALL, kit_command, upload_source, wait_for_job
+from diabetes_mlops.azure.jobs import INSTALL, kit_command, unique_job_name, upload_source, wait_for_job
 from diabetes_mlops.batch import BatchResult
 from diabetes_mlops.errors import DataError
 
@@ -87,8 +87,10 @@ def batch_job(
         "model": Input(type="uri_folder", path=model_uri, mode="download"),
     }
     outputs = {"scored": Output(type="uri_folder", path=scored_uri, mode="rw_mount")}
-    name, shown = f"diabetes-score-batch-{batch_id}", f"diabetes-mlops score-batch {batch_id}"
-    return kit_command(settings, name, shown, line, inputs, outputs, {"batch_id": batch_id})
+    shown = f"diabetes-mlops score-batch {batch_id}"
+    return kit_command(
+        settings, unique_job_name("score-batch", batch_id), shown, line, inputs, outputs, {"batch_id": batch_id}
+    )
 
 
 def score_batch_on_azure(
@@ -135,7 +137,7 @@ def score_batch_on_azure(
         workers,
     )
     submitted = ml_client.jobs.create_or_update(job)
-    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status)
+    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status, submitted.studio_url)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     rejects = output_path.with_name(output_path.name + REJECTS_SUFFIX)
     # Downloaded beside the output, so each file is renamed into place on the same file system.

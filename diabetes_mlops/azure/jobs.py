@@ -9,12 +9,16 @@ registry, and logs to the MLflow run Azure ML gives the job (when the ``tracking
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import distribution
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import diabetes_mlops
 from diabetes_mlops import progress
@@ -46,6 +50,9 @@ DISTRIBUTION = "diabetes-mlops"
 PACKAGE_PREFIX = "diabetes-mlops/packages"
 INSTALL = 'pip install --quiet "${{inputs.package}}[azure-tracking]"'
 WHEEL_INFO = "Wheel-Version: 1.0\nGenerator: diabetes-mlops\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+# Jenkins names the job (a multibranch job's includes its branch, URL-encoded) and, in multibranch, the branch.
+BUILD_CONTEXT_VARIABLES = ("JOB_NAME", "BRANCH_NAME")
+NAME_CONTEXT_CHARS = 80
 
 
 class JobFailed(MlopsError):
@@ -69,6 +76,22 @@ def wheel_entries() -> tuple[str, dict[str, bytes]]:
     entries[f"{tag}.dist-info/entry_points.txt"] = (dist.read_text("entry_points.txt") or "").encode()
     entries[f"{tag}.dist-info/WHEEL"] = WHEEL_INFO.encode()
     return f"{tag}-py3-none-any.whl", entries
+
+
+def unique_job_name(kind: str, run_id: str) -> str:
+    """A job name no other build takes: ``diabetes-<kind>-<Jenkins job and branch>-<run id>-<6 hex>``.
+
+    Azure ML keeps a job name for ever in its workspace, so build 1 of a second branch or Jenkins job must not
+    reuse build 1's: the context names whose build it is, the random part keeps a re-run apart.
+    """
+    context: list[str] = []
+    for variable in BUILD_CONTEXT_VARIABLES:
+        value = unquote(os.environ.get(variable, ""))
+        if value and not any(value in part for part in context):
+            context.append(value)
+    readable = re.sub(r"[^a-z0-9]+", "-", "-".join(context).lower()).strip("-")[-NAME_CONTEXT_CHARS:].strip("-")
+    parts = ["diabetes", kind, readable, re.sub(r"[^a-z0-9]+", "-", run_id.lower()), secrets.token_hex(3)]
+    return "-".join(part for part in parts if part)
 
 
 def upload_source(files: DatastoreFiles) -> str:
@@ -134,7 +157,7 @@ def kit_command(
     from azure.ai.ml import command
 
     return command(
-        name=name.lower(),
+        name=name,
         display_name=display_name,
         experiment_name=settings.azure.experiment,
         command=command_line,
@@ -153,16 +176,21 @@ def wait_for_job(
     timeout: float,
     poll_seconds: float = 15.0,
     on_status: Callable[[str], None] | None = None,
+    studio_url: str | None = None,
 ) -> str:
     """Poll the job's status until it ends; cancel it and raise JobFailed when it fails or runs out of time.
 
     Polls come after 1, 2, 4 and 8 s, then every ``poll_seconds``: a job of seconds is seen done in
-    seconds, one of an hour costs a call every ``poll_seconds``.
+    seconds, one of an hour costs a call every ``poll_seconds``. The job's studio page, when given, is the
+    first line in the log and part of every failure.
     """
     deadline = time.monotonic() + timeout
     last = None
     delay = min(FIRST_POLL_SECONDS, poll_seconds)
+    where = f"its logs: {studio_url}" if studio_url else "its logs are in the studio"
     with progress.task(f"Azure ML job {name}"):
+        if studio_url:
+            progress.update(f"studio {studio_url}")
         while True:
             raw = ml_client.jobs.get(name).status
             status = str(getattr(raw, "value", raw))  # the SDK may hand back a str enum
@@ -173,7 +201,7 @@ def wait_for_job(
             if status == "Completed":
                 return status
             if status in TERMINAL_STATUSES:
-                raise JobFailed(f"Azure ML job {name} ended {status}; its logs are in the studio")
+                raise JobFailed(f"Azure ML job {name} ended {status}; {where}")
             if time.monotonic() >= deadline:
                 ml_client.jobs.begin_cancel(name)
                 raise JobFailed(f"Azure ML job {name} still {status} after {timeout:.0f} s: cancelled")

@@ -83,7 +83,7 @@ def run_retrain_pipeline(
         raise MlopsError("Azure ML accepted the retraining pipeline without naming its job")
     status = str(job.status)
     if wait:
-        status = wait_for_job(client, job.name, settings.azure.job_timeout)
+        status = wait_for_job(client, job.name, settings.azure.job_timeout, studio_url=job.studio_url)
     return {"job_name": job.name, "status": status, "studio_url": job.studio_url}
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diabetes_mlops.azure.jobs import INSTALL, kit_command, upload_source, wait_for_job
+from diabetes_mlops.azure.jobs import INSTALL, kit_command, unique_job_name, upload_source, wait_for_job
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -37,8 +37,11 @@ class AzureTraining:
         }
 
 
-def training_job(settings: Settings, run_id: str, package_uri: str, run_uri: str, data: str | None = None) -> Command:
-    """A command job that installs the package's wheel and runs ``diabetes-mlops train`` into the run output."""
+def training_job(
+    settings: Settings, name: str, run_id: str, package_uri: str, run_uri: str, data: str | None = None
+) -> Command:
+    """The command job ``name`` that installs the package's wheel and runs ``diabetes-mlops train`` into the run
+    output."""
     from azure.ai.ml import Input, Output
 
     inputs = {"package": Input(type="uri_file", path=package_uri, mode="download")}
@@ -49,7 +52,7 @@ def training_job(settings: Settings, run_id: str, package_uri: str, run_uri: str
     outputs = {"run_dir": Output(type="uri_folder", path=run_uri, mode="rw_mount")}
     return kit_command(
         settings,
-        f"diabetes-train-{run_id}",
+        name,
         f"diabetes-mlops train {run_id}",
         line,
         inputs,
@@ -76,16 +79,16 @@ def train_on_azure(
 
     ensure_compute(ml_client, settings)
     run_id = run_dir.name
+    name = unique_job_name("train", run_id)
+    run_prefix = f"{RUNS_PREFIX}/{name}"  # the job's own: no earlier build's files can be mistaken for its outputs
     data = data or settings.azure.training_data
     if data and Path(data).is_file():
         local = Path(data)
-        prefix = f"{RUNS_PREFIX}/{run_id}-input"
-        files.container.upload_blob(f"{prefix}/{local.name}", local.read_bytes(), overwrite=True)
-        data = files.uri(prefix) + local.name
-    run_prefix = f"{RUNS_PREFIX}/{run_id}"
-    job = training_job(settings, run_id, upload_source(files), files.uri(run_prefix), data)
+        files.container.upload_blob(f"{run_prefix}-input/{local.name}", local.read_bytes(), overwrite=True)
+        data = files.uri(f"{run_prefix}-input") + local.name
+    job = training_job(settings, name, run_id, upload_source(files), files.uri(run_prefix), data)
     submitted = ml_client.jobs.create_or_update(job)
-    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status)
+    wait_for_job(ml_client, submitted.name, settings.azure.job_timeout, poll_seconds, on_status, submitted.studio_url)
     run_dir.mkdir(parents=True, exist_ok=True)
     downloaded = files.download_dir(run_prefix, run_dir)
     return AzureTraining(

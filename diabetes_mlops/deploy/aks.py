@@ -29,7 +29,8 @@ SECRET = "diabetes-scoring-secrets"  # the container's secret variables, each un
 FIELD_MANAGER = "diabetes-mlops"
 APPLY = "application/apply-patch+yaml"
 MODEL_ANNOTATION = "diabetes-mlops/model"
-AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"  # Entra ID's application of every AKS API server
+# Entra ID's application of AKS API servers: the scope when a kubeconfig's kubelogin names no --server-id.
+AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 PUBLIC_PORT = 80
 
 
@@ -50,9 +51,21 @@ def kube_client(settings: Settings, client: ContainerServiceClient, credential: 
         raise DeployError(f"AKS cluster {settings.azure.aks_cluster} returned no kubeconfig")
     kubeconfig = yaml.safe_load(bytes(value))
     for user in kubeconfig.get("users") or []:
-        if "exec" in (user.get("user") or {}):
-            user["user"] = {"token": credential.get_token(AKS_SERVER_SCOPE).token}
+        login = (user.get("user") or {}).get("exec")
+        if login is not None:
+            user["user"] = {"token": credential.get_token(server_scope(login.get("args") or [])).token}
     return config.new_client_from_config_dict(kubeconfig)
+
+
+def server_scope(kubelogin_args: list[str]) -> str:
+    """The token scope of the cluster's API server: the application kubelogin's ``--server-id`` names (AKS's own
+    unless the cluster was set up with another), as kubelogin itself would ask for."""
+    for index, arg in enumerate(kubelogin_args):
+        if arg == "--server-id" and index + 1 < len(kubelogin_args):
+            return f"{kubelogin_args[index + 1]}/.default"
+        if arg.startswith("--server-id="):
+            return f"{arg.split('=', 1)[1]}/.default"
+    return AKS_SERVER_SCOPE
 
 
 # A pod being replaced keeps serving while the Service stops routing to it (preStop), then on SIGTERM drains

@@ -14,7 +14,7 @@ from fakes import FakeCredential, FakeTransport
 
 from diabetes_mlops.azure.clients import container_service_client
 from diabetes_mlops.config import load_settings, setting_values
-from diabetes_mlops.deploy.aks import aks_endpoint, delete_aks, deploy_aks, kube_client
+from diabetes_mlops.deploy.aks import aks_endpoint, delete_aks, deploy_aks, kube_client, server_scope
 from diabetes_mlops.deploy.targets import Published
 from diabetes_mlops.errors import DeployError
 
@@ -160,6 +160,19 @@ def test_an_entra_id_cluster_is_reached_with_the_azure_credential_not_kubelogin(
     kube.token = "token-for-6dae42f8-4368-4678-94ff-3960e28e3630/.default"
     deploy_aks(settings, api, V3, poll_seconds=0)
     assert kube.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == V3.image
+
+
+@pytest.mark.parametrize(
+    ("args", "scope"),
+    [
+        (["get-token", "--login", "devicecode", "--server-id", "11111111-2222-3333-4444-555555555555"],
+         "11111111-2222-3333-4444-555555555555/.default"),
+        (["get-token", "--server-id=api://my-aks-server", "--login", "azurecli"], "api://my-aks-server/.default"),
+        (["get-token", "--login", "devicecode"], "6dae42f8-4368-4678-94ff-3960e28e3630/.default"),
+    ],
+)  # fmt: skip
+def test_the_token_is_asked_for_the_server_application_the_kubeconfig_names(args: list[str], scope: str) -> None:
+    assert server_scope(args) == scope
 
 
 def test_a_role_bound_in_the_namespace_deploys_without_touching_namespaces(settings, kube, api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from fake_azureml import RG, SUB, WS, WS_PATH, FakeAzureML
 
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.compute import ensure_compute
-from diabetes_mlops.azure.jobs import JobFailed, upload_source, wait_for_job
+from diabetes_mlops.azure.jobs import JobFailed, unique_job_name, upload_source, wait_for_job
 from diabetes_mlops.azure.pipeline import (
     create_schedule,
     delete_schedule,
@@ -41,6 +42,19 @@ def settings(tmp_path: Path):
     )
 
 
+def job_writes(workspace: FakeAzureML, container, files: dict[str, bytes]) -> None:
+    """Each job submitted from now on writes ``files`` into its ``run_dir`` output, as its command would."""
+    put_job = workspace._put_job
+
+    def put(call):
+        prefix = call.body["properties"]["outputs"]["run_dir"]["uri"].partition("/paths/")[2]
+        for name, data in files.items():
+            container.upload_blob(prefix + name, data, overwrite=True)
+        return put_job(call)
+
+    workspace.transport.on("PUT", rf"{WS_PATH}/jobs/(?P<n>[^/]+)", put)
+
+
 def test_missing_compute_cluster_is_created_autoscaling_from_zero(ml_client, workspace, settings) -> None:
     compute = ensure_compute(ml_client, settings)
     assert compute.name == "cpu-cluster"
@@ -66,9 +80,7 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
 ) -> None:
     files = DatastoreFiles(container)
     run_dir = tmp_path / "runs" / "20260101T000000000000Z-abc123"
-    # What the job writes into its output folder on the datastore.
-    container.upload_blob(f"diabetes-mlops/runs/{run_dir.name}/train.json", b'{"metrics": {"r2": 0.5}}')
-    container.upload_blob(f"diabetes-mlops/runs/{run_dir.name}/model.skops", b"model-bytes")
+    job_writes(workspace, container, {"train.json": b'{"metrics": {"r2": 0.5}}', "model.skops": b"model-bytes"})
     seen: list[str] = []
 
     result = train_on_azure(settings, ml_client, files, run_dir, poll_seconds=0, on_status=seen.append)
@@ -76,7 +88,10 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert seen == ["Queued", "Running", "Completed"]
     assert result.files == ["model.skops", "train.json"]
     assert json.loads((run_dir / "train.json").read_text()) == {"metrics": {"r2": 0.5}}
-    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/diabetes-train-20260101t000000000000z-abc123")
+    (put,) = workspace.transport.find(
+        "PUT", rf"{WS_PATH}/jobs/diabetes-train-20260101t000000000000z-abc123-[0-9a-f]{{6}}"
+    )
+    assert result.job_name == put.path.rsplit("/", 1)[1]
     assert put.api_version == "2025-01-01-preview"
     job = put.body["properties"]
     assert job["jobType"] == "Command"
@@ -91,7 +106,7 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
         "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/packages/"
     )
     assert job["outputs"]["run_dir"]["uri"] == (
-        f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{run_dir.name}/"
+        f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{result.job_name}/"
     )
     assert job["environmentVariables"]["DIABETES_MLOPS_ALPHA"] == "0.5"
     assert job["environmentVariables"]["DIABETES_MLOPS_TRACKING"] == "False"  # as the tests run: tracking off
@@ -200,15 +215,16 @@ def test_a_local_training_file_is_uploaded_and_passed_to_the_job(
     data = tmp_path / "batch.csv"
     data.write_text("age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,target\n")
     run_dir = tmp_path / "runs" / "r2"
-    container.upload_blob("diabetes-mlops/runs/r2/train.json", b"{}")
-    train_on_azure(settings, ml_client, DatastoreFiles(container), run_dir, data=str(data), poll_seconds=0)
+    job_writes(workspace, container, {"train.json": b"{}"})
+    result = train_on_azure(settings, ml_client, DatastoreFiles(container), run_dir, data=str(data), poll_seconds=0)
 
-    assert container.download_blob("diabetes-mlops/runs/r2-input/batch.csv").readall() == data.read_bytes()
-    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/diabetes-train-r2")
+    name = result.job_name
+    assert container.download_blob(f"diabetes-mlops/runs/{name}-input/batch.csv").readall() == data.read_bytes()
+    (put,) = workspace.transport.find("PUT", rf"{WS_PATH}/jobs/{name}")
     job = put.body["properties"]
     assert job["command"].endswith('--data "${{inputs.data}}"')
     assert job["inputs"]["data"] == {
-        "uri": "azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/r2-input/batch.csv",
+        "uri": f"azureml://datastores/workspaceblobstore/paths/diabetes-mlops/runs/{name}-input/batch.csv",
         "mode": "Download",
         "jobInputType": "uri_file",
     }
@@ -221,3 +237,29 @@ def test_the_pipeline_trains_on_the_configured_data_asset(ml_client, workspace, 
     trained = put.body["properties"]["jobs"]["trained"]
     assert trained["inputs"]["data"]["uri"].endswith("diabetes-batches/versions/3")
     assert any('--data "${{inputs.data}}"' in c["properties"]["componentSpec"]["command"] for c in workspace.components)
+
+
+@pytest.mark.parametrize(
+    ("variables", "context"),
+    [
+        ({}, ""),
+        ({"JOB_NAME": "diabetes-mlops/main", "BRANCH_NAME": "main"}, "diabetes-mlops-main-"),
+        (
+            {"JOB_NAME": "ml/diabetes-mlops/feature%2FRidge_2", "BRANCH_NAME": "feature/Ridge_2"},
+            "ml-diabetes-mlops-feature-ridge-2-",
+        ),
+        ({"JOB_NAME": "nightly"}, "nightly-"),
+    ],
+)
+def test_job_names_carry_the_jenkins_job_branch_and_build_and_never_repeat(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], context: str
+) -> None:
+    for name in ("JOB_NAME", "BRANCH_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    names = {unique_job_name("train", "build-1") for _ in range(50)}
+    assert len(names) == 50  # a re-run of the same build is its own job too
+    for name in names:
+        assert re.fullmatch(rf"diabetes-train-{re.escape(context)}build-1-[0-9a-f]{{6}}", name), name
+        assert len(name) <= 255 and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name)

@@ -12,6 +12,7 @@ appear in a step's output.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -122,7 +123,13 @@ def test_azure_main_builds_release_score_drift_retrain_and_roll_back(simazure: S
     first = agent.build(1)
     assert first.plan["result"] == "SUCCESS" and first.plan["description"] is None
     assert first.exit_codes["Release/Release QA#1"] == first.exit_codes["Release/Release production#1"] == 0
-    assert "Azure ML job diabetes-train-build-1: Completed" in first.logs["Retrain/Train#1"]  # waited for
+    # The job is named for the Jenkins job, branch and build, its studio page in the log, and waited for.
+    job = re.search(
+        r"Azure ML job (diabetes-train-diabetes-mlops-main-build-1-[0-9a-f]{6}): studio https://",
+        first.logs["Retrain/Train#1"],
+    )
+    assert job is not None, first.logs["Retrain/Train#1"]
+    assert f"Azure ML job {job.group(1)}: Completed" in first.logs["Retrain/Train#1"]
     run_dir = agent.workspace / ".mlops" / "runs" / "build-1"
     assert json.loads((run_dir / "train.json").read_text())["metrics"]["r2"] > 0.3  # downloaded from the job
     qa = json.loads((run_dir / "release-qa.json").read_text())

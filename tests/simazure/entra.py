@@ -33,6 +33,22 @@ class Principal:
     object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+class TokenRefused(Exception):
+    """A bearer token a service does not take: ARM's error code and message (always a 401)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        return 401, {"error": {"code": self.code, "message": self.message}}
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(seconds))
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -64,7 +80,7 @@ class Entra:
         self.principals[principal.client_id] = principal
         return principal
 
-    def token(self, principal: Principal, resource: str) -> str:
+    def token(self, principal: Principal, resource: str, lifetime: int = TOKEN_SECONDS) -> str:
         now = int(time.time())
         claims = {
             "aud": resource,
@@ -74,7 +90,7 @@ class Entra:
             "appid": principal.client_id,
             "iat": now,
             "nbf": now - 60,
-            "exp": now + TOKEN_SECONDS,
+            "exp": now + lifetime,
         }
         self.issued.append(claims)
         head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -83,19 +99,48 @@ class Entra:
         return f"{head}.{body}.{_b64(signature)}"
 
     def verify(self, authorization: str | None) -> tuple[Principal, dict[str, Any]] | None:
-        """The principal and claims of a valid ``Bearer`` token this tenant issued, else None."""
-        if not authorization or not authorization.startswith("Bearer "):
+        """The principal and claims of a valid, unexpired ``Bearer`` token this tenant issued, else None."""
+        try:
+            return self.check(authorization, None)
+        except TokenRefused:
             return None
+
+    def check(self, authorization: str | None, audiences: tuple[str, ...] | None) -> tuple[Principal, dict[str, Any]]:
+        """The principal and claims of a ``Bearer`` token valid for one of ``audiences`` (any, with None); else
+        TokenRefused with ARM's code and message for what is wrong."""
+        if not authorization:
+            raise TokenRefused("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        if not authorization.startswith("Bearer "):
+            raise TokenRefused(
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+            )
+        claims: dict[str, Any] = {}
         try:
             head, body, signature = authorization[len("Bearer ") :].split(".")
             expected = hmac.new(self._key, f"{head}.{body}".encode(), hashlib.sha256).digest()
             claims = json.loads(_unb64(body))
+            valid = isinstance(claims, dict) and hmac.compare_digest(expected, _unb64(signature))
         except ValueError:
-            return None
-        if not hmac.compare_digest(expected, _unb64(signature)) or claims["exp"] < time.time():
-            return None
-        principal = self.principals.get(claims["appid"])
-        return (principal, claims) if principal else None
+            valid = False
+        principal = self.principals.get(str(claims.get("appid"))) if valid else None
+        if principal is None:
+            raise TokenRefused("InvalidAuthenticationToken", "The access token is invalid.")
+        now = time.time()
+        if claims["exp"] < now:
+            raise TokenRefused(
+                "ExpiredAuthenticationToken",
+                f"The access token expiry UTC time '{_utc(claims['exp'])}' is earlier than current UTC time "
+                f"'{_utc(now)}'.",
+            )
+        if audiences is not None and claims["aud"].rstrip("/") not in {a.rstrip("/") for a in audiences}:
+            allowed = ",".join(f"'{a}'" for a in audiences)
+            raise TokenRefused(
+                "InvalidAuthenticationTokenAudience",
+                f"The access token has been obtained for wrong audience or resource '{claims['aud']}'. It should "
+                f"exactly match with one of the allowed audiences {allowed}.",
+            )
+        return principal, claims
 
     # --- routes -------------------------------------------------------------------------------------
 

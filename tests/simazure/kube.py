@@ -1,27 +1,48 @@
 """An AKS cluster's Kubernetes API whose Deployments run: each replica is a container of the Runtime, a
 rollout starts the new pods, waits until they are ready, then stops the old ones (maxUnavailable 0), and a
-LoadBalancer Service's IP leads (through the gateway) to a ready pod."""
+LoadBalancer Service's IP leads (through the gateway) to a ready pod.
+
+The cluster uses Entra ID, as AKS's managed Entra integration sets it up: the API server speaks HTTPS with a
+certificate of the cluster's own CA (in the kubeconfig as ``certificate-authority-data``), the user kubeconfig
+runs ``kubelogin`` for the AKS server application (``--server-id``), and every request must carry an unexpired
+Entra token issued for that application; any other is a 401, as the API server answers it.
+"""
 
 from __future__ import annotations
 
 import base64
+import ssl
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fake_kube import FakeKube
+from fake_kube import _status as kube_status
 
 from tests.simazure.containers import Container, in_background, wait_ready
+from tests.simazure.entra import TokenRefused
 
 if TYPE_CHECKING:
     from tests.simazure.containers import Runtime
+    from tests.simazure.entra import Entra
     from tests.simazure.gateway import Gateway
+
+# Entra ID's application of every AKS API server (what ``kubelogin --server-id`` names).
+AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"
 
 
 class SimKube(FakeKube):
     """The fake API server, with pods that are real processes."""
 
-    def __init__(self, runtime: Runtime, gateway: Gateway, lb_ip: str) -> None:
+    def __init__(
+        self, runtime: Runtime, gateway: Gateway, lb_ip: str, entra: Entra, tls: tuple[Path, Path], ca_file: Path
+    ) -> None:
         super().__init__(rollout_polls=0, lb_ip=lb_ip)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.entra = entra
+        self.ca_file = ca_file
         self.runtime = runtime
         self.gateway = gateway
         self.pods: dict[str, list[tuple[int, Container]]] = {}  # deployment path -> (generation, pod)
@@ -29,7 +50,30 @@ class SimKube(FakeKube):
         self.failures: dict[str, str] = {}
         self._pods_lock = threading.Lock()
 
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.server_address[1]}"
+
+    def kubeconfig(self, kubelogin: bool = True) -> str:
+        """The cluster user kubeconfig of an Entra ID cluster: its CA, and kubelogin for the AKS server app."""
+        authority = base64.b64encode(self.ca_file.read_bytes()).decode()
+        return (
+            "apiVersion: v1\nkind: Config\ncurrent-context: aks\n"
+            f"clusters:\n- name: aks\n  cluster:\n    server: {self.url}\n"
+            f"    certificate-authority-data: {authority}\n"
+            "users:\n- name: clusterUser_rg_aks\n  user:\n"
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n"
+            f"      args: [get-token, --login, devicecode, --server-id, {AKS_SERVER_APP}]\n"
+            "      interactiveMode: IfAvailable\n"
+            "contexts:\n- name: aks\n  context:\n    cluster: aks\n    user: clusterUser_rg_aks\n"
+        )
+
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        try:
+            self.entra.check(authorization, (AKS_SERVER_APP,))
+        except TokenRefused:
+            return 401, kube_status(401, "Unauthorized", "Unauthorized")
         status, answer = super().handle(method, path, query, headers, body)
         if method == "PATCH" and status < 300 and answer.get("kind") == "Deployment":
             generation = answer["metadata"]["generation"]

@@ -29,6 +29,19 @@ BLOB_CONTAINER = "azureml-blobstore"
 PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 PARENT_BINDING = re.compile(r"\$\{\{\s*parent\.(inputs|jobs)\.([A-Za-z0-9_]+)(?:\.outputs\.([A-Za-z0-9_]+))?\s*\}\}")
 JOB_TIMEOUT_SECONDS = 1800
+# What Azure ML answers a PUT of a job name in use whose settings differ; only these properties may change.
+DUPLICATE_JOB = (
+    "A job with this name already exists. If you are trying to create a new job, use a different name. If you are "
+    "trying to update an existing job, the existing job's Settings, Inputs, Outputs, Jobs, InputBindings, "
+    "OutputBindings cannot be changed. Only description, tags, displayName, properties, and isArchived can be updated."
+)
+MUTABLE_JOB_PROPERTIES = ("description", "tags", "displayName", "properties", "isArchived")
+SERVICE_SET_JOB_PROPERTIES = ("status", "services")
+
+
+def _settings(props: dict[str, Any]) -> dict[str, Any]:
+    """What of a job can never change once it is created."""
+    return {k: v for k, v in props.items() if k not in MUTABLE_JOB_PROPERTIES + SERVICE_SET_JOB_PROPERTIES}
 
 
 class JobError(Exception):
@@ -47,8 +60,10 @@ class SimAzureML(FakeAzureML):
         job_env: dict[str, str],
         venvs: Venvs,
         tracking: Tracking,
+        studio: str,
     ) -> None:
         super().__init__()
+        self.studio = studio
         self.state_dir = state_dir
         self.container = container
         self.storage_suffix = storage_suffix
@@ -92,12 +107,24 @@ class SimAzureML(FakeAzureML):
         return status, body
 
     def _put_job(self, call: Call) -> tuple[int, Any]:
+        """Create a job, or update what Azure ML lets change of one that exists: a name is the job's for ever."""
         name = self._part(call, -1)
-        if name in self.jobs:
-            return 409, {"error": {"code": "UserError", "message": f"a job named {name} already exists"}}
+        existing = self.jobs.get(name)
+        if existing is not None:
+            props = existing["properties"]
+            if _settings(props) != _settings(call.body["properties"]):
+                return 400, {"error": {"code": "UserError", "message": DUPLICATE_JOB}}
+            props.update({k: v for k, v in call.body["properties"].items() if k in MUTABLE_JOB_PROPERTIES})
+            return 200, self._job_answer(name)
         status, body = super()._put_job(call)
+        body["properties"]["services"]["Studio"] = self._studio(name)
         self._start(name, body["properties"])
         return status, body
+
+    def _studio(self, name: str) -> dict[str, Any]:
+        """The job's ``services.Studio``, from which the SDK's ``studio_url`` comes."""
+        url = f"{self.studio}/runs/{name}?wsid={WS_PATH}"
+        return {"jobServiceType": "Studio", "endpoint": url, "status": None, "errorMessage": None}
 
     def _start(self, name: str, props: dict[str, Any]) -> None:
         self.status[name] = "NotStarted"
@@ -117,13 +144,16 @@ class SimAzureML(FakeAzureML):
         name = self._part(call, -1)
         if name not in self.jobs:
             return 404, {"error": {"code": "UserError", "message": f"job {name} not found"}}
+        return 200, self._job_answer(name)
+
+    def _job_answer(self, name: str) -> dict[str, Any]:
         body = copy.deepcopy(self.jobs[name])
         status = self.status[name]
         if status == "Running" and self._hiccups.get(name, 0) > 0:
             self._hiccups[name] -= 1
             status = "NotResponding"
         body["properties"]["status"] = status
-        return 200, body
+        return body
 
     def job_log(self, name: str) -> str:
         """What the job printed (``user_logs/std_log.txt`` on Azure)."""

@@ -18,6 +18,7 @@ from azurite import signed_url
 from fakes import Call, FakeTransport
 
 from tests.simazure.containers import Container, ImageError, Images, Runtime, in_background, wait_ready
+from tests.simazure.entra import TokenRefused
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -73,9 +74,17 @@ class Registries:
     exchange on the registry's own host."""
 
     def __init__(
-        self, names: list[str], suffix: str, images: Images, blobs: ContainerClient, blob_url: str, entra: Entra
+        self,
+        names: list[str],
+        suffix: str,
+        images: Images,
+        blobs: ContainerClient,
+        blob_url: str,
+        entra: Entra,
+        audience: str,
     ) -> None:
         self.suffix = suffix
+        self.audience = audience  # ACR takes Entra tokens issued for ARM
         self.images = images
         self.blobs = blobs
         self.blob_url = blob_url
@@ -159,8 +168,10 @@ class Registries:
 
     def _exchange(self, call: Call) -> tuple[int, Any]:
         form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
-        if self.entra.verify(f"Bearer {form.get('access_token', '')}") is None:
-            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid access token"}]}
+        try:
+            self.entra.check(f"Bearer {form.get('access_token', '')}", (self.audience,))
+        except TokenRefused as refused:
+            return 401, {"errors": [{"code": "UNAUTHORIZED", "message": refused.message}]}
         token = secrets.token_urlsafe(24)
         self.refresh_tokens.add(token)
         return 200, {"refresh_token": token}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import sys
 import threading
@@ -25,7 +26,7 @@ from fake_azureml import RG, SUB, WS  # noqa: E402
 from fakes import Call, FakeTransport  # noqa: E402
 
 from tests.simazure.containers import Images, Runtime  # noqa: E402
-from tests.simazure.entra import Entra  # noqa: E402
+from tests.simazure.entra import Entra, TokenRefused  # noqa: E402
 from tests.simazure.gateway import Gateway  # noqa: E402
 from tests.simazure.kube import SimKube  # noqa: E402
 from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
@@ -50,7 +51,9 @@ TENANT = "72f988bf-0000-4000-8000-00000000f00d"
 ACR_NAME = "acrmlops"
 AKS_NAME = "aks-mlops"
 WHEELHOUSE = Path(os.environ.get("SIMAZURE_WHEELHOUSE", ROOT / ".tools" / "wheelhouse"))
-PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/", "/acr/")  # ACR checks its own tokens
+PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/", "/acr/")  # the identity endpoint and ACR check their own
+ENTRA_PATH = re.compile(r"/[^/]+/(?:v2\.0/\.well-known/|oauth2/v2\.0/|discovery/)")  # a tenant's login endpoints
+TRACKING_PATHS = ("/mlflow/", "/history/")  # the workspace's regional API (TRACKING_HOST)
 
 
 class SimAzure:
@@ -83,6 +86,11 @@ class SimAzure:
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.front.server_address[1]}"
+
+    @property
+    def ml_audience(self) -> str:
+        """Azure ML's token audience in this cloud (``https://ml.azure.com`` in the public one)."""
+        return f"https://ml.azure.{DOMAIN}"
 
     @property
     def metadata_url(self) -> str:
@@ -197,13 +205,21 @@ class SimAzure:
             self.job_env(),
             self.venvs,
             self.tracking,
+            self.ml_audience,
         )
         self.transport = self.workspace.transport
         self.registries = Registries(
-            [ACR_NAME], ACR_SUFFIX, images, service.get_container_client(SOURCES_CONTAINER), self.blob_url, self.entra
+            [ACR_NAME],
+            ACR_SUFFIX,
+            images,
+            service.get_container_client(SOURCES_CONTAINER),
+            self.blob_url,
+            self.entra,
+            f"{self.base_url}/",
         )
         self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops)
-        self.kube = SimKube(self.runtime, self.gateway, lb_ip="20.61.0.10")
+        kube_tls = self.ca.server_files("aks", "127.0.0.1")
+        self.kube = SimKube(self.runtime, self.gateway, "20.61.0.10", self.entra, kube_tls, self.ca.ca_file)
         self.kube.thread.start()
         clusters = ManagedClusters({AKS_NAME: self.kube})
         for part in (self.ops, self.registries, self.container_groups, clusters, self.tracking):
@@ -231,15 +247,17 @@ class SimAzure:
     # --- the front ----------------------------------------------------------------------------------
 
     def _authorize(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any] | None:
-        """None when the request may go on; else ARM's 401 or 403 answer."""
-        if path.startswith(PUBLIC_PATHS) or "/oauth2/" in path or "/v2.0/" in path:
+        """None when the request may go on; else Azure's 401 or 403 answer. Each surface takes the tokens of its
+        own audience: ARM only ARM's, the workspace's MLflow and run history ARM's or Azure ML's."""
+        if path.startswith(PUBLIC_PATHS) or ENTRA_PATH.match(path):
             return None
-        found = self.entra.verify(headers.get("authorization"))
-        if found is None:
-            return 401, {"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}}
-        principal, claims = found
-        if claims["aud"].rstrip("/") not in (self.base_url, f"https://ml.azure.{DOMAIN}"):
-            return 401, {"error": {"code": "InvalidAuthenticationTokenAudience", "message": "wrong audience"}}
+        audiences = (
+            (f"{self.base_url}/", self.ml_audience) if path.startswith(TRACKING_PATHS) else (f"{self.base_url}/",)
+        )
+        try:
+            principal, _ = self.entra.check(headers.get("authorization"), audiences)
+        except TokenRefused as refused:
+            return refused.answer()
         if path.startswith("/subscriptions/") and path.split("/")[2] != SUB:
             return 404, {
                 "error": {"code": "SubscriptionNotFound", "message": f"subscription {path.split('/')[2]} not found"}

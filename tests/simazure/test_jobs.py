@@ -6,9 +6,11 @@ import dataclasses
 import io
 import json
 import subprocess
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ import pytest
 from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.clients import CONFIG_FILE_FIELDS, default_credential, ml_client
+from diabetes_mlops.azure.jobs import environment as kit_environment
 from diabetes_mlops.azure.jobs import wait_for_job
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings, load_settings
@@ -157,3 +160,52 @@ def test_score_batch_runs_as_an_azure_ml_job_and_its_predictions_come_back(
     rejects = pd.read_csv(result["rejects_file"])
     assert rejects["row"].tolist() == [7] and "bmi" in rejects["reason"][0]
     assert simazure.gateway.refused == []
+
+
+def test_a_second_branchs_build_1_trains_as_its_own_job(
+    simazure: SimAzure, simazure_env: dict[str, str], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Build 1 of two branches of a multibranch job, as their Train stages run it (`train --target azure` into
+    the workspace's `.mlops/runs/build-1`): two jobs, each named for its branch and build, each its own outputs;
+    the build log names the job's studio page."""
+    trained = {}
+    for branch in ("main", "feature/alpha"):
+        run_dir = tmp_path / branch.replace("/", "-") / ".mlops" / "runs" / "build-1"
+        jenkins = {"JOB_NAME": f"diabetes-mlops/{quote(branch, safe='')}", "BRANCH_NAME": branch, "BUILD_NUMBER": "1"}
+        done = cli("--json", "train", "--target", "azure", "--run-dir", str(run_dir), env=jenkins, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:] + str(simazure.workspace.errors)
+        trained[branch] = json.loads(done.stdout)
+        assert json.loads((run_dir / "train.json").read_text())["metrics"]["r2"] > 0.3
+    main, feature = trained["main"]["job_name"], trained["feature/alpha"]["job_name"]
+    assert main.startswith("diabetes-train-diabetes-mlops-main-build-1-")
+    assert feature.startswith("diabetes-train-diabetes-mlops-feature-alpha-build-1-")
+    assert simazure.workspace.status[main] == simazure.workspace.status[feature] == "Completed"
+    outputs = {simazure.workspace.jobs[n]["properties"]["outputs"]["run_dir"]["uri"] for n in (main, feature)}
+    assert len(outputs) == 2
+    assert trained["main"]["studio_url"].startswith(f"https://ml.azure.simazure.test/runs/{main}?wsid=/subscriptions/")
+
+
+def test_a_job_name_in_use_is_refused_unless_only_what_azure_ml_lets_change_changes(
+    simazure: SimAzure, azure_settings: Settings
+) -> None:
+    """Azure ML keeps a job's name for ever: a PUT of the name with other settings is a 400 UserError; with the
+    same settings it updates the display name and tags, and the job does not run again."""
+    from azure.ai.ml import command
+    from azure.core.exceptions import HttpResponseError
+
+    client = ml_client(azure_settings, enable_telemetry=False)
+    environment = kit_environment(azure_settings)
+    job = command(name=f"names-{uuid.uuid4().hex[:8]}", command="echo one", environment=environment,
+                  compute=azure_settings.azure.compute_name)  # fmt: skip
+    client.jobs.create_or_update(job)
+    job.display_name, job.tags = "renamed", {"kept": "yes"}
+    again = client.jobs.create_or_update(job)
+    assert again.display_name == "renamed" and again.tags == {"kept": "yes"}
+    assert simazure.workspace.jobs[job.name]["properties"]["command"] == "echo one"
+    job.command = "echo two"
+    with pytest.raises(HttpResponseError) as refused:
+        client.jobs.create_or_update(job)
+    assert refused.value.status_code == 400 and refused.value.error.code == "UserError"
+    assert "A job with this name already exists" in refused.value.message
+    assert wait_for_job(client, job.name, timeout=600, poll_seconds=0.5) == "Completed"
+    assert simazure.workspace.job_log(job.name).split() == ["one"]  # it ran once, as first submitted
