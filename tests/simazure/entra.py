@@ -98,13 +98,6 @@ class Entra:
         signature = hmac.new(self._key, f"{head}.{body}".encode(), hashlib.sha256).digest()
         return f"{head}.{body}.{_b64(signature)}"
 
-    def verify(self, authorization: str | None) -> tuple[Principal, dict[str, Any]] | None:
-        """The principal and claims of a valid, unexpired ``Bearer`` token this tenant issued, else None."""
-        try:
-            return self.check(authorization, None)
-        except TokenRefused:
-            return None
-
     def check(self, authorization: str | None, audiences: tuple[str, ...] | None) -> tuple[Principal, dict[str, Any]]:
         """The principal and claims of a ``Bearer`` token valid for one of ``audiences`` (any, with None); else
         TokenRefused with ARM's code and message for what is wrong."""

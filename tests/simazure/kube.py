@@ -11,7 +11,6 @@ Entra token issued for that application; any other is a 401, as the API server a
 from __future__ import annotations
 
 import base64
-import ssl
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from fake_kube import _status as kube_status
 
 from tests.simazure.containers import Container, in_background, wait_ready
 from tests.simazure.entra import TokenRefused
+from tests.simazure.tls import serve_tls
 
 if TYPE_CHECKING:
     from tests.simazure.containers import Runtime
@@ -38,9 +38,7 @@ class SimKube(FakeKube):
         self, runtime: Runtime, gateway: Gateway, lb_ip: str, entra: Entra, tls: tuple[Path, Path], ca_file: Path
     ) -> None:
         super().__init__(rollout_polls=0, lb_ip=lb_ip)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(*tls)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        serve_tls(self.server, tls)
         self.entra = entra
         self.ca_file = ca_file
         self.runtime = runtime

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import ssl
 import sys
 import threading
 import uuid
@@ -38,7 +37,7 @@ from tests.simazure.resources import (  # noqa: E402
     Registries,
 )
 from tests.simazure.runner import Venvs  # noqa: E402
-from tests.simazure.tls import TestCA  # noqa: E402
+from tests.simazure.tls import TestCA, serve_tls  # noqa: E402
 from tests.simazure.tracking import ARTIFACTS_CONTAINER, Tracking  # noqa: E402
 
 DOMAIN = "simazure.test"
@@ -70,10 +69,7 @@ class SimAzure:
         self.transport = FakeTransport()  # replaced by the workspace's at start: every route on one table
         self.front = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.front.daemon_threads = True
-        cert, key = self.ca.server_files("front", "127.0.0.1", "localhost", f"*.{ACR_SUFFIX}", TRACKING_HOST)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        self.front.socket = context.wrap_socket(self.front.socket, server_side=True)
+        serve_tls(self.front, self.ca.server_files("front", "127.0.0.1", "localhost", f"*.{ACR_SUFFIX}", TRACKING_HOST))
         self.azurite = Azurite(
             self.state_dir / "azurite",
             tls=self.ca.server_files("azurite", "127.0.0.1", f"*.blob.{STORAGE_SUFFIX}"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socketserver
+import ssl
 from pathlib import Path
 
 import trustme
@@ -24,3 +26,10 @@ class TestCA:
         chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
         cert.private_key_pem.write_to_path(str(key))
         return chain, key
+
+
+def serve_tls(server: socketserver.TCPServer, files: tuple[Path, Path]) -> None:
+    """Make ``server`` speak HTTPS with the certificate chain and key in ``files``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*files)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
