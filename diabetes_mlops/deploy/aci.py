@@ -1,8 +1,10 @@
 """QA on Azure Container Instances: one container group per environment, replaced on each deployment.
 
 The group runs the scoring image on port 8000 behind a public DNS label; the scoring key is a secure
-environment variable (ACI never returns its value); the image is pulled with a managed identity when
-``azure_aci_identity`` names one, else with the registry's admin credentials.
+environment variable (ACI never returns its value). The user-assigned identity ``azure_aci_identity`` is the
+group's: its container gets tokens for it (Blob for the scoring logs, ``AZURE_CLIENT_ID`` from
+``azure_identity_client_id`` choosing it) and pulls the image with it; without one the image is pulled with the
+registry's admin credentials and the container has no Azure identity.
 """
 
 from __future__ import annotations
@@ -86,9 +88,9 @@ def container_group(settings: Settings, published: Published, credential: ImageR
         liveness_probe=probe("/health"),
     )
     identity = None
-    if credential.identity:
+    if settings.azure.aci_identity:
         identity = m.ContainerGroupIdentity(
-            type="UserAssigned", user_assigned_identities={credential.identity: m.UserAssignedIdentities()}
+            type="UserAssigned", user_assigned_identities={settings.azure.aci_identity: m.UserAssignedIdentities()}
         )
     return m.ContainerGroup(
         location=require(settings.azure, "location"),

@@ -1,5 +1,9 @@
 """Production on AKS: the cluster's user kubeconfig, then Deployment, Service and autoscaler by server-side apply.
 
+The pods reach Azure (Blob for the scoring logs) through workload identity: with ``azure_aks_service_account``
+they run as that service account, annotated with the identity ``azure_identity_client_id`` names and labelled
+for the webhook; the identity's federated credential must name the cluster's OIDC issuer and that account.
+
 Every object is applied whole with ``application/apply-patch+yaml`` (``kubectl apply --server-side``): one
 request creates or updates it, so a deployment can be re-run after any failure. The Deployment names the
 model version it serves in the annotation ``diabetes-mlops/model``; a rollback is a deployment of an earlier
@@ -32,6 +36,8 @@ MODEL_ANNOTATION = "diabetes-mlops/model"
 # Entra ID's application of AKS API servers: the scope when a kubeconfig's kubelogin names no --server-id.
 AKS_SERVER_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 PUBLIC_PORT = 80
+USE_LABEL = "azure.workload.identity/use"  # the workload identity webhook acts on pods with this label
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 
 
 def kube_client(settings: Settings, client: ContainerServiceClient, credential: TokenCredential) -> ApiClient:
@@ -92,7 +98,7 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
     labels = {"app": APP}
     if settings.azure.aks_service_account:  # workload identity: the pod's Azure SDKs get the account's identity
         pod["serviceAccountName"] = settings.azure.aks_service_account
-        labels["azure.workload.identity/use"] = "true"
+        labels[USE_LABEL] = "true"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -122,6 +128,19 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
                     ],
                 },
             },
+        },
+    }
+
+
+def service_account_manifest(settings: Settings) -> dict[str, Any]:
+    """The pods' service account, naming the managed identity workload identity gives them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": settings.azure.aks_service_account,
+            "labels": {"app": APP},
+            "annotations": {CLIENT_ID_ANNOTATION: require(settings.azure, "identity_client_id")},
         },
     }
 
@@ -186,7 +205,8 @@ def served_model(api: ApiClient, namespace: str) -> tuple[str, int, str] | None:
 
 
 def apply(settings: Settings, api: ApiClient, published: Published) -> None:
-    """Secret, Deployment, Service and autoscaler, each by server-side apply, in the existing namespace.
+    """Secret, service account, Deployment, Service and autoscaler, each by server-side apply, in the existing
+    namespace.
 
     The namespace is created only when it is missing (which needs a cluster-wide role); a role bound in the
     namespace alone is enough for every deployment after that.
@@ -210,6 +230,9 @@ def apply(settings: Settings, api: ApiClient, published: Published) -> None:
             raise
         core.create_namespace(V1Namespace(api_version="v1", kind="Namespace", metadata=V1ObjectMeta(name=ns)))
         core.patch_namespaced_secret(SECRET, ns, secret, **_apply_options())
+    if settings.azure.aks_service_account:
+        account = service_account_manifest(settings)
+        core.patch_namespaced_service_account(account["metadata"]["name"], ns, account, **_apply_options())
     AppsV1Api(api).patch_namespaced_deployment(APP, ns, deployment_manifest(settings, published), **_apply_options())
     core.patch_namespaced_service(APP, ns, service_manifest(), **_apply_options())
     AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(

@@ -15,6 +15,7 @@ KINDS = {
     r"/api/v1/namespaces": ("v1", "Namespace"),
     r"/api/v1/namespaces/(?P<ns>[^/]+)/secrets": ("v1", "Secret"),
     r"/api/v1/namespaces/(?P<ns>[^/]+)/services": ("v1", "Service"),
+    r"/api/v1/namespaces/(?P<ns>[^/]+)/serviceaccounts": ("v1", "ServiceAccount"),
     r"/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments": ("apps/v1", "Deployment"),
     r"/apis/autoscaling/v2/namespaces/(?P<ns>[^/]+)/horizontalpodautoscalers": (
         "autoscaling/v2",

@@ -6,12 +6,21 @@ The cluster uses Entra ID, as AKS's managed Entra integration sets it up: the AP
 certificate of the cluster's own CA (in the kubeconfig as ``certificate-authority-data``), the user kubeconfig
 runs ``kubelogin`` for the AKS server application (``--server-id``), and every request must carry an unexpired
 Entra token issued for that application; any other is a 401, as the API server answers it.
+
+Pods get Azure tokens only through workload identity, as its admission webhook sets a pod up: a pod labelled
+``azure.workload.identity/use: "true"`` whose service account is annotated with an identity's client id gets
+``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``, ``AZURE_AUTHORITY_HOST`` and ``AZURE_FEDERATED_TOKEN_FILE``, a service
+account token of the cluster's OIDC issuer (audience ``api://AzureADTokenExchange``, subject
+``system:serviceaccount:<namespace>:<name>``) that Entra exchanges only for an identity with a federated
+credential naming that issuer and subject. A pod whose service account does not exist is never created.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +28,7 @@ from fake_kube import FakeKube
 from fake_kube import _status as kube_status
 
 from tests.simazure.containers import Container, in_background, wait_ready
-from tests.simazure.entra import TokenRefused
+from tests.simazure.entra import EXCHANGE_AUDIENCE, TokenRefused, sign
 from tests.simazure.tls import serve_tls
 
 if TYPE_CHECKING:
@@ -29,17 +38,34 @@ if TYPE_CHECKING:
 
 # Entra ID's application of every AKS API server (what ``kubelogin --server-id`` names).
 AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"
+USE_LABEL = "azure.workload.identity/use"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
+TOKEN_SECONDS = 3600
 
 
 class SimKube(FakeKube):
     """The fake API server, with pods that are real processes."""
 
     def __init__(
-        self, runtime: Runtime, gateway: Gateway, lb_ip: str, entra: Entra, tls: tuple[Path, Path], ca_file: Path
+        self,
+        runtime: Runtime,
+        gateway: Gateway,
+        lb_ip: str,
+        entra: Entra,
+        tls: tuple[Path, Path],
+        ca_file: Path,
+        issuer: str,
+        authority: str,
+        tokens_dir: Path,
     ) -> None:
         super().__init__(rollout_polls=0, lb_ip=lb_ip)
         serve_tls(self.server, tls)
         self.entra = entra
+        self.issuer = issuer  # the cluster's OIDC issuer URL
+        self._issuer_key = entra.trust_issuer(issuer)
+        self.authority = authority
+        self.tokens_dir = tokens_dir
         self.ca_file = ca_file
         self.runtime = runtime
         self.gateway = gateway
@@ -90,14 +116,48 @@ class SimKube(FakeKube):
                 env[item["name"]] = str(item.get("value", ""))
         return env
 
+    def _workload_identity(self, namespace: str, template: dict[str, Any]) -> dict[str, str]:
+        """What the workload identity webhook gives a pod of ``template``: nothing unless it is labelled; the
+        token file of its service account and the identity that account names."""
+        account = template["spec"].get("serviceAccountName", "default")
+        found = self.objects.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}")
+        if found is None and account != "default":
+            raise RuntimeError(
+                f'error looking up service account {namespace}/{account}: serviceaccount "{account}" not found'
+            )
+        if (template["metadata"].get("labels") or {}).get(USE_LABEL) != "true" or found is None:
+            return {}
+        annotations = found["metadata"].get("annotations") or {}
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": f"system:serviceaccount:{namespace}:{account}",
+            "aud": [EXCHANGE_AUDIENCE],
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_SECONDS,
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": account}},
+        }
+        token_file = self.tokens_dir / uuid.uuid4().hex / "azure-identity-token"
+        token_file.parent.mkdir(parents=True)
+        token_file.write_text(sign(self._issuer_key, claims))
+        return {
+            "AZURE_CLIENT_ID": annotations.get(CLIENT_ID_ANNOTATION, ""),
+            "AZURE_TENANT_ID": annotations.get(TENANT_ID_ANNOTATION, self.entra.tenant),
+            "AZURE_AUTHORITY_HOST": self.authority,
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+        }
+
     def _roll_out(self, path: str, generation: int) -> None:
         deployment = self.objects[path]
         namespace = deployment["metadata"]["namespace"]
-        spec = deployment["spec"]["template"]["spec"]["containers"][0]
+        template = deployment["spec"]["template"]
+        spec = template["spec"]["containers"][0]
         new: list[Container] = []
         try:
             for _ in range(deployment["spec"].get("replicas", 1)):
-                pod = self.runtime.start(spec["image"], self._env(namespace, spec))
+                env = {**self._workload_identity(namespace, template), **self._env(namespace, spec)}
+                pod = self.runtime.start(spec["image"], env)
                 new.append(pod)
                 if not wait_ready(pod):
                     raise RuntimeError(f"pod of {spec['image']} never became ready")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from tests.simazure.entra import Entra
     from tests.simazure.gateway import Gateway
+    from tests.simazure.identities import ManagedIdentities
     from tests.simazure.kube import SimKube
 
 RG_PATH = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers"
@@ -70,8 +71,9 @@ class Operations:
 
 
 class Registries:
-    """ACR: admin credentials, source upload to Blob, build runs that make the context the image, token
-    exchange on the registry's own host."""
+    """ACR: admin credentials, source upload to Blob, build runs that execute the context's Dockerfile (a failed
+    step fails the run; every run's log is a Blob, its SAS link from ``listLogSasUrl``), token exchange on the
+    registry's own host."""
 
     def __init__(
         self,
@@ -91,6 +93,7 @@ class Registries:
         self.entra = entra
         self.passwords = {name: secrets.token_urlsafe(18) for name in names}
         self.runs: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, str] = {}  # a run's log, also in Blob (``logs/<run>/rawtext.log``)
         self.refresh_tokens: set[str] = set()
         self.access_tokens: set[str] = set()
 
@@ -102,6 +105,7 @@ class Registries:
         t.on("POST", ACR + r"/listBuildSourceUploadUrl", self._upload_url)
         t.on("POST", ACR + r"/scheduleRun", self._schedule)
         t.on("GET", ACR + r"/runs/(?P<run>[^/]+)", self._run)
+        t.on("POST", ACR + r"/runs/(?P<run>[^/]+)/listLogSasUrl", self._log_url)
         t.on("POST", r"/oauth2/exchange", self._exchange)
         t.on("POST", r"/oauth2/token", self._access_token)
         t.on("GET", r"/acr/v1/(?P<repo>[^/]+)/_tags/(?P<tag>[^/]+)", self._tag)
@@ -148,23 +152,66 @@ class Registries:
         return 200, copy.deepcopy(run)
 
     def _build(self, registry: str, run_id: str, body: dict[str, Any]) -> None:
+        """Execute the build (``Images.build``); the run's status, outputs and log (a Blob) as ACR keeps them."""
+        from tests.simazure.containers import ImageBuildError
+
         props = self.runs[run_id]["properties"]
-        props["status"] = "Running"
+        started = datetime.now(UTC)
+        props.update(status="Running", startTime=started.isoformat())
+        server = self.login_server(registry)
+        images = [f"{server}/{image}" for image in body.get("imageNames", [])]
+
+        def stamp(text: str) -> str:
+            return f"{datetime.now(UTC):%Y/%m/%d %H:%M:%S} {text}"
+
+        log = [stamp("Downloading source code..."), stamp("Finished downloading source code")]
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 tarball = Path(tmp) / "context.tar.gz"
                 with open(tarball, "wb") as fh:
                     self.blobs.get_blob_client(body["sourceLocation"]).download_blob().readinto(fh)
-                for image in body.get("imageNames", []):
-                    self.images.push_context(f"{self.login_server(registry)}/{image}", tarball)
-            props["status"] = "Succeeded"
-        except Exception as exc:  # the build's log would say; the run fails
-            props["status"] = "Failed"
-            props["runErrorMessage"] = str(exc)
+                log.append(stamp("Launching container with name: build"))
+                build_args = {a["name"]: a.get("value", "") for a in body.get("arguments") or []}
+                digest, build_log = self.images.build(
+                    images,
+                    tarball,
+                    body.get("dockerFilePath") or "Dockerfile",
+                    build_args,
+                    push=body.get("isPushEnabled", True),
+                )
+            log += [build_log.rstrip("\n"), stamp("Successfully executed container: build")]
+            outputs = [
+                {"registry": server, "repository": i.partition(":")[0], "tag": i.partition(":")[2], "digest": digest}
+                for i in body.get("imageNames", [])
+            ]
+            props.update(status="Succeeded", outputImages=outputs)
+            log.append(f"Run ID: {run_id} was successful after {(datetime.now(UTC) - started).seconds}s")
+        except Exception as exc:  # the run fails; its log says why
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, ImageBuildError):
+                log += [exc.log.rstrip("\n"), stamp("Container failed during run: build. No retries remaining.")]
+            else:
+                log.append(stamp(f"{type(exc).__name__}: {exc}"))
+            props.update(status="Failed", runErrorMessage=f"failed during run, err: {reason}"[:300])
+            log.append(f"Run ID: {run_id} failed after {(datetime.now(UTC) - started).seconds}s. Error: {reason}")
+        props["finishTime"] = datetime.now(UTC).isoformat()
+        self.logs[run_id] = "\n".join(log) + "\n"
+        self.blobs.upload_blob(self._log_blob(run_id), self.logs[run_id].encode(), overwrite=True)
+
+    @staticmethod
+    def _log_blob(run_id: str) -> str:
+        return f"logs/{run_id}/rawtext.log"
 
     def _run(self, call: Call) -> tuple[int, Any]:
         run = self.runs.get(_name(call, -1))
         return (200, copy.deepcopy(run)) if run else not_found("runs", _name(call, -1))
+
+    def _log_url(self, call: Call) -> tuple[int, Any]:
+        """``Runs_GetLogSasUrl``: a read-only SAS link to the Blob holding the run's log."""
+        run_id = _name(call, -2)
+        if run_id not in self.runs:
+            return not_found("runs", run_id)
+        return 200, {"logLink": signed_url(self.blob_url, self.blobs.container_name, self._log_blob(run_id))}
 
     def _exchange(self, call: Call) -> tuple[int, Any]:
         form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
@@ -218,15 +265,26 @@ def _path_name(call: Call) -> str:
 
 class ContainerGroups:
     """ACI: a group is created (its image pulled and its container started) as a long-running operation;
-    secure environment values are never returned; delete stops the container."""
+    secure environment values are never returned; delete stops the container. The group's user-assigned
+    identities are the only ones its container gets tokens for (through its host's IMDS endpoint), and the only
+    ones it may pull images with."""
 
-    def __init__(self, runtime: Runtime, registries: Registries, gateway: Gateway, ops: Operations) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        registries: Registries,
+        gateway: Gateway,
+        ops: Operations,
+        identities: ManagedIdentities,
+    ) -> None:
         self.runtime = runtime
         self.registries = registries
         self.gateway = gateway
         self.ops = ops
+        self.identities = identities
         self.groups: dict[str, dict[str, Any]] = {}
         self.running: dict[str, Container] = {}
+        self.imds: dict[str, str] = {}  # group -> its IMDS path
         self._lock = threading.Lock()
 
     def install(self, t: FakeTransport) -> None:
@@ -234,9 +292,38 @@ class ContainerGroups:
         t.on("GET", ACI, self._get)
         t.on("DELETE", ACI, self._delete)
 
+    def _identity_error(self, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """ARM's answer to an identity block it refuses; else None, and each identity's ids filled in."""
+        identity = body.get("identity") or {}
+        kind = identity.get("type", "None")
+        assigned = identity.get("userAssignedIdentities") or {}
+        if kind not in ("None", "UserAssigned", "SystemAssigned", "SystemAssigned, UserAssigned"):
+            return 400, {"error": {"code": "InvalidIdentityType", "message": f"identity type '{kind}' is invalid"}}
+        if bool(assigned) != ("UserAssigned" in kind):
+            return 400, {
+                "error": {
+                    "code": "BadRequestFormat",
+                    "message": "userAssignedIdentities must be given exactly when the identity type includes "
+                    "UserAssigned.",
+                }
+            }
+        for resource_id in assigned:
+            principal = self.identities.principal(resource_id)
+            if principal is None:
+                return 400, {
+                    "error": {
+                        "code": "FailedIdentityOperation",
+                        "message": f"Identity operation for resource '{resource_id}' failed: the user assigned "
+                        "identity was not found.",
+                    }
+                }
+            assigned[resource_id] = {"principalId": principal.object_id, "clientId": principal.client_id}
+        return None
+
     def _pull_error(self, body: dict[str, Any]) -> str | None:
         props = body.get("properties", {})
         creds = {c.get("server"): c for c in props.get("imageRegistryCredentials") or []}
+        assigned = {k.lower() for k in ((body.get("identity") or {}).get("userAssignedIdentities") or {})}
         for container in props.get("containers", []):
             image = container["properties"]["image"]
             server, _, _ = image.partition("/")
@@ -244,7 +331,7 @@ class ContainerGroups:
             cred = creds.get(server)
             known = registry in self.registries.passwords and server == self.registries.login_server(registry)
             allowed = cred is not None and (
-                cred.get("identity")
+                str(cred.get("identity")).lower() in assigned  # only an identity of the group pulls
                 or (
                     cred.get("username") == registry and cred.get("password") == self.registries.passwords.get(registry)
                 )
@@ -260,6 +347,9 @@ class ContainerGroups:
     def _put(self, call: Call) -> tuple[int, Any, dict[str, str]] | tuple[int, Any]:
         name = _name(call, -1)
         body = copy.deepcopy(call.body)
+        refused = self._identity_error(body)
+        if refused:
+            return refused
         error = self._pull_error(body)
         if error:
             return 400, {"error": {"code": "InaccessibleImage", "message": error}}
@@ -290,6 +380,11 @@ class ContainerGroups:
             e["name"]: e.get("value") if e.get("value") is not None else e.get("secureValue", "")
             for e in spec.get("environmentVariables", [])
         }
+        assigned = (body.get("identity") or {}).get("userAssignedIdentities") or {}
+        principals = [p for p in map(self.identities.principal, assigned) if p is not None]
+        if principals:  # the host's IMDS, serving the group's identities alone
+            self.imds[name] = self.identities.entra.assign_host(principals)
+            env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = self.ops.base_url + self.imds[name]
         try:
             container = self.runtime.start(spec["image"], env)
         except Exception as exc:
@@ -330,6 +425,7 @@ class ContainerGroups:
             container = self.running.pop(name, None)
         if container is not None:
             container.stop()
+        self.identities.entra.release_host(self.imds.pop(name, ""))
         ip = body["properties"].get("ipAddress") or {}
         for host in (ip.get("fqdn"), ip.get("ip")):
             if host:
@@ -361,7 +457,13 @@ class ManagedClusters:
             "name": name,
             "location": "westeurope",
             "type": "Microsoft.ContainerService/ManagedClusters",
-            "properties": {"provisioningState": "Succeeded", "fqdn": kube.url, "kubernetesVersion": "1.30.0"},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "fqdn": kube.url,
+                "kubernetesVersion": "1.30.0",
+                "oidcIssuerProfile": {"enabled": True, "issuerURL": kube.issuer},
+                "securityProfile": {"workloadIdentity": {"enabled": True}},
+            },
         }
 
     def _user_credentials(self, call: Call) -> tuple[int, Any]:

@@ -27,6 +27,7 @@ from fakes import Call, FakeTransport  # noqa: E402
 from tests.simazure.containers import Images, Runtime  # noqa: E402
 from tests.simazure.entra import Entra, TokenRefused  # noqa: E402
 from tests.simazure.gateway import Gateway  # noqa: E402
+from tests.simazure.identities import ManagedIdentities  # noqa: E402
 from tests.simazure.kube import SimKube  # noqa: E402
 from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
 from tests.simazure.resources import (  # noqa: E402
@@ -50,9 +51,12 @@ TENANT = "72f988bf-0000-4000-8000-00000000f00d"
 ACR_NAME = "acrmlops"
 AKS_NAME = "aks-mlops"
 WHEELHOUSE = Path(os.environ.get("SIMAZURE_WHEELHOUSE", ROOT / ".tools" / "wheelhouse"))
-PUBLIC_PATHS = ("/metadata/", "/msi/", "/oauth2/", "/acr/")  # the identity endpoint and ACR check their own
+PUBLIC_PATHS = ("/metadata/", "/msi/", "/imds/", "/oauth2/", "/acr/")  # identity endpoints and ACR check their own
 ENTRA_PATH = re.compile(r"/[^/]+/(?:v2\.0/\.well-known/|oauth2/v2\.0/|discovery/)")  # a tenant's login endpoints
 TRACKING_PATHS = ("/mlflow/", "/history/")  # the workspace's regional API (TRACKING_HOST)
+SCORING_IDENTITY = "id-diabetes-scoring"  # the user-assigned identity docs/azure.md has scoring containers use
+SCORING_ACCOUNT = "diabetes-scoring"  # the AKS service account federated with it, in namespace AKS_NAMESPACE
+AKS_NAMESPACE = "diabetes"
 
 
 class SimAzure:
@@ -65,6 +69,11 @@ class SimAzure:
         self.ca = TestCA(self.state_dir / "tls")
         self.entra = Entra(TENANT)
         self.principal = self.entra.add_principal({"Contributor"})
+        self.identities = ManagedIdentities(self.entra, REGION)
+        self.scoring_identity = self.identities.create(
+            f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+            + SCORING_IDENTITY
+        )
         self.gateway = Gateway()
         self.transport = FakeTransport()  # replaced by the workspace's at start: every route on one table
         self.front = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -143,15 +152,27 @@ class SimAzure:
             "DIABETES_MLOPS_AZURE_LOCATION": REGION,
             "DIABETES_MLOPS_AZURE_ACR_NAME": ACR_NAME,
             "DIABETES_MLOPS_AZURE_AKS_CLUSTER": AKS_NAME,
+            "DIABETES_MLOPS_AZURE_AKS_NAMESPACE": AKS_NAMESPACE,
+            "DIABETES_MLOPS_AZURE_ACI_IDENTITY": self.scoring_identity["id"],
+            "DIABETES_MLOPS_AZURE_IDENTITY_CLIENT_ID": self.scoring_identity["properties"]["clientId"],
+            "DIABETES_MLOPS_AZURE_AKS_SERVICE_ACCOUNT": SCORING_ACCOUNT,
         }
 
     def job_env(self) -> dict[str, str]:
-        """What a process on the compute cluster sees: the network, the cluster's managed identity, and the
-        package index (the wheelhouse stands for PyPI: nothing is fetched from outside)."""
+        """What a process on the compute cluster sees: a host's environment and the cluster's managed identity
+        (Azure ML compute's endpoint for it)."""
         return {
-            **self.network_env(),
+            **self.host_env(),
             "MSI_ENDPOINT": f"{self.base_url}/msi/token",
             "MSI_SECRET": self.entra.msi_secret,
+        }
+
+    def host_env(self) -> dict[str, str]:
+        """What any host of this cloud gives its processes (a container, before its group or pod adds an
+        identity): the network and the package index (the wheelhouse stands for PyPI: nothing is fetched from
+        outside)."""
+        return {
+            **self.network_env(),
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(self.wheelhouse),
             "PIP_NO_COMPILE": "1",
@@ -182,7 +203,7 @@ class SimAzure:
             thread.start()
 
         images = Images(self.state_dir / "images")
-        self.runtime = Runtime(images, self.venvs, self.state_dir / "containers", self.job_env())
+        self.runtime = Runtime(images, self.venvs, self.state_dir / "containers", self.host_env())
         self.ops = Operations(self.base_url)
         self.tracking = Tracking(
             self.state_dir,
@@ -213,12 +234,29 @@ class SimAzure:
             self.entra,
             f"{self.base_url}/",
         )
-        self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops)
+        self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops, self.identities)
         kube_tls = self.ca.server_files("aks", "127.0.0.1")
-        self.kube = SimKube(self.runtime, self.gateway, "20.61.0.10", self.entra, kube_tls, self.ca.ca_file)
+        self.kube = SimKube(
+            self.runtime,
+            self.gateway,
+            "20.61.0.10",
+            self.entra,
+            kube_tls,
+            self.ca.ca_file,
+            issuer=f"https://{REGION}.oic.prod-aks.{DOMAIN}/{TENANT}/{uuid.uuid4()}/",
+            authority=f"{self.base_url}/",
+            tokens_dir=self.state_dir / "kube-tokens",
+        )
         self.kube.thread.start()
+        # As docs/azure.md sets it up: the scoring identity trusts the cluster's service account for scoring.
+        self.identities.federate(
+            self.scoring_identity["id"],
+            "aks-scoring",
+            self.kube.issuer,
+            f"system:serviceaccount:{AKS_NAMESPACE}:{SCORING_ACCOUNT}",
+        )
         clusters = ManagedClusters({AKS_NAME: self.kube})
-        for part in (self.ops, self.registries, self.container_groups, clusters, self.tracking):
+        for part in (self.ops, self.registries, self.container_groups, clusters, self.tracking, self.identities):
             part.install(self.transport)
         self.entra.install(self.transport, self.base_url)
         self.transport.on("GET", r"/metadata/endpoints", lambda call: (200, self.metadata(call)))

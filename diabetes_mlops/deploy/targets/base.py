@@ -57,6 +57,8 @@ def container_environment(settings: Settings, port: int) -> list[ContainerVariab
         ("DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL", str(settings.scoring_log_upload_interval), False),
         ("APPLICATIONINSIGHTS_CONNECTION_STRING", settings.azure.appinsights_connection_string, True),
         ("AZURE_CLIENT_ID", settings.azure.identity_client_id, False),  # which managed identity Azure SDKs use
+        # Outside the public cloud the container's credential must ask its own cloud's authority for tokens.
+        ("DIABETES_MLOPS_AZURE_CLOUD", settings.azure.cloud if settings.azure.cloud != "public" else None, False),
     ]
     logs_to_blob = bool(settings.azure.storage_account_url or settings.azure.storage_connection_string)
     return [
