@@ -2,7 +2,8 @@
 
 With a working ``docker`` on the agent the bundle is built and pushed locally (logged in with an ACR token
 exchanged for the agent's Azure identity); otherwise ACR builds it itself: the build context is uploaded
-as a tarball to the upload URL ACR hands out, and a build run is scheduled and waited for. Either way the
+as a tarball to the upload URL ACR hands out, and a build run is scheduled and waited for (a failed run's error
+carries the last lines of its log, read from the link ACR hands out for it). Either way the
 registry is then asked which digest the tag names, and that immutable reference is what gets deployed: a tag
 pushed again later cannot change what a deployment runs.
 """
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 BUILD_API_VERSION = "2019-06-01-preview"  # the ACR API that still carries source upload and build runs
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # the user name ACR expects with an exchanged token
 RUN_DONE = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
+LOG_TAIL_LINES = 40  # of a failed ACR run's log, in the error
 
 
 class ImageBuildFailed(MlopsError):
@@ -116,6 +118,24 @@ def context_tarball(context: Path) -> bytes:
     return buffer.getvalue()
 
 
+def run_log_tail(
+    client: ContainerRegistryManagementClient, group: str, registry: str, run_id: str, lines: int = LOG_TAIL_LINES
+) -> str:
+    """The last ``lines`` of an ACR run's log (from the SAS link ACR hands out, never shown), as a message's tail;
+    a note instead when it cannot be read. A build log of the bundle holds no secrets, so nothing is stripped."""
+    from azure.storage.blob import BlobClient
+
+    try:
+        link = client.runs.get_log_sas_url(group, registry, run_id).log_link
+        if not link:
+            return "\n(the run has no log)"
+        text = BlobClient.from_blob_url(link).download_blob().readall().decode("utf-8", "replace")
+    except Exception as exc:  # the build failed already: its log is help, not a second failure
+        return f"\n(its log could not be read: {type(exc).__name__})"
+    tail = text.rstrip().splitlines()[-lines:]
+    return f"\nThe last {len(tail)} lines of its log:\n" + "\n".join(tail)
+
+
 def build_with_acr(
     settings: Settings,
     client: ContainerRegistryManagementClient,
@@ -155,11 +175,16 @@ def build_with_acr(
             if time.monotonic() >= deadline:
                 raise ImageBuildFailed(f"ACR run {run.run_id} still {status} after {timeout:.0f} s")
             time.sleep(poll_seconds)
-            status = str(client.runs.get(group, registry, run.run_id).status)
+            run = client.runs.get(group, registry, run.run_id)
+            status = str(run.status)
     if on_status is not None:
         on_status(status)
     if status != "Succeeded":
-        raise ImageBuildFailed(f"ACR run {run.run_id} ended {status}; see its log in the registry's Runs")
+        reason = f": {run.run_error_message}" if run.run_error_message else ""
+        raise ImageBuildFailed(
+            f"ACR run {run.run_id} ended {status}{reason}; see its log in the registry's Runs"
+            + run_log_tail(client, group, registry, str(run.run_id))
+        )
     return ImageResult(f"{login_server(settings)}/{image_tag(name, version)}", "acr-build", run.run_id)
 
 

@@ -121,6 +121,46 @@ def test_a_failed_acr_run_is_an_error(settings, context, container) -> None:
         build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
 
 
+def test_a_failed_acr_run_shows_its_error_and_the_tail_of_its_log(settings, context, container) -> None:
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    log = "".join(f"line {n}\n" for n in range(1, 101))
+    container.upload_blob("logs/ca1/rawtext.log", log.encode())
+    sas = generate_blob_sas(
+        "devstoreaccount1",
+        container.container_name,
+        "logs/ca1/rawtext.log",
+        account_key=ACCOUNT_KEY,
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    arm = _acr(_upload_url(container), ["Failed"])
+    failed = {"runId": "ca1", "status": "Failed", "runErrorMessage": "failed during run, err: exit status 1"}
+    arm.on("GET", rf"{ACR}/runs/ca1", (200, {"id": f"{ACR}/runs/ca1", "name": "ca1", "properties": failed}))
+    link = f"{container.url}/logs/ca1/rawtext.log?{sas}"
+    arm.on("POST", rf"{ACR}/runs/ca1/listLogSasUrl", (200, {"logLink": link}))
+    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+
+    with pytest.raises(ImageBuildFailed) as info:
+        build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
+
+    message = str(info.value)
+    assert message.startswith("ACR run ca1 ended Failed: failed during run, err: exit status 1; see its log")
+    lines = message.splitlines()
+    assert lines[1] == "The last 40 lines of its log:" and lines[2:] == [f"line {n}" for n in range(61, 101)]
+    assert sas not in message  # the link is used, never shown
+    (asked,) = arm.find("POST", rf"{ACR}/runs/ca1/listLogSasUrl")
+    assert asked.api_version == BUILD_API_VERSION
+
+
+def test_a_failed_acr_run_whose_log_cannot_be_read_still_fails_clearly(settings, context, container) -> None:
+    arm = _acr(_upload_url(container), ["Failed"])
+    arm.on("POST", rf"{ACR}/runs/ca1/listLogSasUrl", (404, {"error": {"code": "NotFound", "message": "no run"}}))
+    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+    with pytest.raises(ImageBuildFailed, match=r"ended Failed; see its log .*\n\(its log could not be read: "):
+        build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
+
+
 def test_docker_commands_build_for_amd64_and_push_the_tag(tmp_path: Path) -> None:
     assert image_tag("diabetes", 7) == "diabetes:7"
     image = "acrmlops.azurecr.io/diabetes:7"

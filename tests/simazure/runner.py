@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from uv import find_uv_bin
@@ -136,21 +138,110 @@ def requirement_digest(args: list[str]) -> list[bytes]:
     return parts
 
 
+# The instructions the simulated ACR build executes; the other Dockerfile instructions it refuses by name.
+SUPPORTED = ("FROM", "ARG", "ENV", "RUN", "COPY", "WORKDIR", "USER", "EXPOSE", "CMD", "HEALTHCHECK", "LABEL")
+NOT_SIMULATED = ("ADD", "ENTRYPOINT", "VOLUME", "SHELL", "ONBUILD", "STOPSIGNAL", "MAINTAINER")
+_VARIABLE = re.compile(
+    r"\\\$|\$(?:\{(?P<braced>[A-Za-z_]\w*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))", re.ASCII
+)
+
+
+class DockerfileError(Exception):
+    """The Dockerfile cannot be parsed, or uses what the simulator does not execute."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction: its keyword, its ``--flag=value`` options, the rest, and the text a build log shows."""
+
+    keyword: str
+    flags: dict[str, str]
+    args: str
+    text: str
+    line: int
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON array form of the arguments (``CMD ["python", ...]``); None for the shell form."""
+        if not self.args.startswith("["):
+            return None
+        try:
+            value = json.loads(self.args)
+        except ValueError:
+            return None
+        return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Docker's variable substitution: ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME:+word}``, ``\\$``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "\\$":
+            return "$"
+        name = match.group("braced") or match.group("bare")
+        value = values.get(name, "")
+        if match.group("op") == "-":
+            return value or match.group("word")
+        if match.group("op") == "+":
+            return match.group("word") if value else ""
+        return value
+
+    return _VARIABLE.sub(one, text)
+
+
+def env_pairs(args: str) -> list[tuple[str, str]]:
+    """``ENV``/``LABEL``/``ARG`` arguments: ``a=1 b="two words"``, or the legacy ``ENV name value with spaces``."""
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        name, _, value = args.strip().partition(" ")
+        return [(name, value.strip())]
+    return [(name, value) for name, _, value in (w.partition("=") for w in words)]
+
+
 class Dockerfile:
-    """The parts of a Dockerfile a container needs here: ENV, WORKDIR, CMD (exec form)."""
+    """A Dockerfile parsed as docker's parser does: comments and line continuations, instructions with their
+    flags. ``env`` and ``cmd`` are the final ENV (unsubstituted) and CMD (exec form)."""
 
     def __init__(self, text: str) -> None:
+        self.instructions: list[Instruction] = []
+        logical = ""
+        start = 0
+        for number, raw in enumerate(text.splitlines(), 1):
+            stripped = raw.strip()
+            if stripped.startswith("#") or (not stripped and not logical):
+                continue  # comments (parser directives too) and blank lines, also inside a continuation
+            if not logical:
+                start = number
+            if stripped.endswith("\\"):
+                logical += stripped[:-1].strip() + " "
+                continue
+            logical += stripped
+            self._add(logical.strip(), start)
+            logical = ""
+        if logical.strip():
+            self._add(logical.strip(), start)
         self.env: dict[str, str] = {}
         self.cmd: list[str] = []
-        joined = text.replace("\\\n", " ")
-        for line in joined.splitlines():
-            word, _, rest = line.strip().partition(" ")
-            if word == "ENV":
-                for item in shlex.split(rest):
-                    name, _, value = item.partition("=")
-                    self.env[name] = value
-            elif word == "CMD":
-                self.cmd = json.loads(rest)
+        for ins in self.instructions:
+            if ins.keyword == "ENV":
+                self.env.update(env_pairs(ins.args))
+            elif ins.keyword == "CMD":
+                self.cmd = ins.exec_form() or ["/bin/sh", "-c", ins.args]
+
+    def _add(self, logical: str, line: int) -> None:
+        word, _, rest = logical.partition(" ")
+        keyword = word.upper()
+        if keyword in NOT_SIMULATED:
+            raise DockerfileError(f"dockerfile line {line}: {keyword} is not supported by the simulated ACR build")
+        if keyword not in SUPPORTED:
+            raise DockerfileError(f"dockerfile parse error line {line}: unknown instruction: {word}")
+        flags: dict[str, str] = {}
+        rest = rest.strip()
+        while rest.startswith("--"):
+            flag, _, rest = rest.partition(" ")
+            name, _, value = flag[2:].partition("=")
+            flags[name] = value
+            rest = rest.strip()
+        self.instructions.append(Instruction(keyword, flags, rest, f"{keyword} {logical[len(word) :].strip()}", line))
 
 
 def start_process(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
