@@ -123,6 +123,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("simazure-jenkins" if whole_path else "simazure"))
 
 
+@pytest.fixture(autouse=True)
+def _simazure_refusals_per_test(request: pytest.FixtureRequest) -> None:
+    """A test's ``gateway.refused`` holds what that test's processes tried, not an earlier test's on the worker."""
+    if "simazure" in request.fixturenames:
+        request.getfixturevalue("simazure").gateway.refused.clear()
+
+
 @pytest.fixture(scope="session")
 def simazure() -> Iterator[SimAzure]:
     """The simulated Azure (tests/simazure), one per test session: its venvs and images are cached in it."""

@@ -15,12 +15,13 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
+from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
 
 from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.clients import CONFIG_FILE_FIELDS, default_credential, ml_client
 from diabetes_mlops.azure.jobs import environment as kit_environment
-from diabetes_mlops.azure.jobs import wait_for_job
+from diabetes_mlops.azure.jobs import wait_for_job, wheel_entries
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.data import FEATURES, load_builtin
@@ -73,11 +74,17 @@ def test_a_user_who_installed_the_wheel_can_ship_the_package_to_a_job(
     simazure: SimAzure, simazure_env: dict[str, str], tmp_path: Path
 ) -> None:
     """From a venv where the kit came from a wheel (the job's own), far from any checkout."""
-    venvs = [p.parent.parent for p in simazure.venvs.root.glob("*/bin/diabetes-mlops")]
-    assert venvs, "the training job test builds the kit's venv first"
-    env = venv_env(venvs[0], {**simazure_env, "HOME": str(tmp_path)})
+    name, entries = wheel_entries()
+    wheel = tmp_path / name
+    with WheelFile(wheel, "w") as archive:
+        for arcname, data in entries.items():
+            archive.writestr(arcname, data)
+    venv = simazure.venvs.get(
+        simazure.venvs.key(b"user-wheel", *entries.values()), [f"{wheel}[azure]"], simazure.host_env()
+    )
+    env = venv_env(venv, {**simazure_env, "HOME": str(tmp_path)})
     done = subprocess.run(
-        [str(venvs[0] / "bin" / "python"), "-c", SUBMIT_FROM_WHEEL],
+        [str(venv / "bin" / "python"), "-c", SUBMIT_FROM_WHEEL],
         cwd=tmp_path,
         env=env,
         capture_output=True,
