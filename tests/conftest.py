@@ -124,10 +124,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _simazure_refusals_per_test(request: pytest.FixtureRequest) -> None:
-    """A test's ``gateway.refused`` holds what that test's processes tried, not an earlier test's on the worker."""
-    if "simazure" in request.fixturenames:
-        request.getfixturevalue("simazure").gateway.refused.clear()
+def _simazure_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's ``gateway.refused`` holds what that test's processes tried, not an earlier test's on the worker;
+    any exchange of the test that did not fit Azure's OpenAPI spec fails it."""
+    if "simazure" not in request.fixturenames:
+        yield
+        return
+    sim = request.getfixturevalue("simazure")
+    sim.gateway.refused.clear()
+    sim.spec_problems.clear()
+    yield
+    assert sim.spec_problems == [], "exchanges off Azure's spec:\n" + "\n".join(dict.fromkeys(sim.spec_problems))
 
 
 @pytest.fixture(scope="session")

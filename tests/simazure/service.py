@@ -30,6 +30,7 @@ from tests.simazure.gateway import Gateway  # noqa: E402
 from tests.simazure.identities import ManagedIdentities  # noqa: E402
 from tests.simazure.kube import SimKube  # noqa: E402
 from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
+from tests.simazure.openapi import Specs  # noqa: E402
 from tests.simazure.resources import (  # noqa: E402
     SOURCES_CONTAINER,
     ContainerGroups,
@@ -75,6 +76,10 @@ class SimAzure:
             + SCORING_IDENTITY
         )
         self.gateway = Gateway()
+        self.specs = Specs.default()
+        # What of an exchange did not fit Azure's published spec of the operation: a simulator that answers
+        # what Azure never would (or takes what Azure refuses) fails the test that saw it (tests/conftest.py).
+        self.spec_problems: list[str] = []
         self.transport = FakeTransport()  # replaced by the workspace's at start: every route on one table
         self.front = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.front.daemon_threads = True
@@ -322,12 +327,17 @@ class SimAzure:
                 path = self.path.partition("?")[0]
                 denied = sim._authorize(self.command, path, headers)
                 if denied is not None:
-                    self._reply(denied[0], json.dumps(denied[1]).encode(), {"Content-Type": "application/json"})
+                    answer = json.dumps(denied[1]).encode()
+                    sim.spec_problems += sim.specs.check(self.command, self.path, raw, denied[0], answer)
+                    self._reply(denied[0], answer, {"Content-Type": "application/json"})
                     return
                 request = HttpRequest(
                     self.command, f"{sim.base_url}{self.path}", headers=dict(self.headers), content=raw or None
                 )
                 response = sim.transport.send(request)
+                sim.spec_problems += sim.specs.check(
+                    self.command, self.path, raw, response.status_code, response.content
+                )
                 out = {k: v.replace("https://management.azure.com", sim.base_url) for k, v in response.headers.items()}
                 if ("Azure-AsyncOperation" in out or "Location" in out) and "Retry-After" not in out:
                     out["Retry-After"] = "1"

@@ -176,7 +176,7 @@ class Tracking:
         run = _run(call)
         prefix = self._blob(run, "")
         names = [b.name[len(prefix) :] for b in self.artifacts.list_blobs(name_starts_with=prefix)]
-        return 200, {"value": [self._artifact(run, n) for n in names], "continuationToken": None, "nextLink": None}
+        return 200, {"value": [self._artifact(run, n) for n in names]}  # a last page: no continuationToken
 
     def _content_info(self, call: Call) -> tuple[int, Any]:
         run, path = _run(call), call.query.get("path", [""])[0]
