@@ -1,4 +1,4 @@
-"""QA on Azure Container Instances: one container group per environment, replaced on each deployment.
+"""QA on Azure Container Instances: one container group, updated in place on each deployment where ACI allows.
 
 The group runs the scoring image on port 8000 behind a public DNS label; the scoring key is a secure
 environment variable (ACI never returns its value). The user-assigned identity ``azure_aci_identity`` is the
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
-from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
+from diabetes_mlops.deploy.targets.base import LOG_TAIL_LINES, Endpoint, Published, container_environment, log_tail
 from diabetes_mlops.errors import ConfigError, DeployError
 
 if TYPE_CHECKING:
@@ -106,14 +106,13 @@ def container_group(settings: Settings, published: Published, credential: ImageR
     )
 
 
-def _exists(client: ContainerInstanceManagementClient, group: str, name: str) -> bool:
+def _current(client: ContainerInstanceManagementClient, group: str, name: str) -> ContainerGroup | None:
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        client.container_groups.get(group, name)
+        return client.container_groups.get(group, name)
     except ResourceNotFoundError:
-        return False
-    return True
+        return None
 
 
 def _endpoint(group: ContainerGroup) -> Endpoint | None:
@@ -126,6 +125,14 @@ def _endpoint(group: ContainerGroup) -> Endpoint | None:
     return Endpoint("qa", "azure", url, name, int(version), group.containers[0].image)
 
 
+def _fixed(group: ContainerGroup) -> tuple[Any, ...]:
+    """What ACI changes only by deleting the group and creating it again (os type, restart policy, network
+    profile, CPU, memory or GPU): when the new body keeps these, the group is updated in place."""
+    sizes = [(c.resources.requests.cpu, c.resources.requests.memory_in_gb, c.resources.requests.gpu)
+             for c in group.containers]  # fmt: skip
+    return group.os_type, group.restart_policy or "Always", group.subnet_ids, sizes
+
+
 def deploy_aci(
     settings: Settings,
     client: ContainerInstanceManagementClient,
@@ -133,7 +140,8 @@ def deploy_aci(
     credential: ImageRegistryCredential,
     **poller_kwargs: Any,
 ) -> Endpoint:
-    """Replace the group (delete, then create: ACI cannot change ports or sizes in place) and wait until it is up."""
+    """Create or update the group and wait until it is provisioned: in place (its address kept, its container
+    restarted) when only the image, variables or tags change, else by delete and create as ACI requires."""
     from azure.core.exceptions import HttpResponseError
 
     group, name, timeout = (
@@ -144,10 +152,14 @@ def deploy_aci(
     body = container_group(settings, published, credential)
     try:
         with progress.task(f"ACI group {name}"):
-            if _exists(client, group, name):
-                progress.update("deleting the old group")
+            found = _current(client, group, name)
+            # A group that stopped (it ran with a restart policy other than Always) cannot be updated either.
+            stopped = found is not None and found.instance_view is not None and found.instance_view.state != "Running"
+            replace = found is not None and (stopped or _fixed(found) != _fixed(body))
+            if replace:
+                progress.update("deleting the old group (a new size or policy needs a new group)")
                 client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=timeout)
-            progress.update("creating")
+            progress.update("updating" if found is not None and not replace else "creating")
             client.container_groups.begin_create_or_update(group, name, body, **poller_kwargs).result(timeout=timeout)
             created = client.container_groups.get(group, name)
     except HttpResponseError as exc:  # the service's message says what it refused; it holds no secret
@@ -172,7 +184,33 @@ def aci_endpoint(settings: Settings, client: ContainerInstanceManagementClient) 
 def delete_aci(settings: Settings, client: ContainerInstanceManagementClient, **poller_kwargs: Any) -> bool:
     """Delete the QA group; False when there was none."""
     group, name = require(settings.azure, "resource_group"), settings.azure.aci_name
-    if not _exists(client, group, name):
+    if _current(client, group, name) is None:
         return False
     client.container_groups.begin_delete(group, name, **poller_kwargs).result(timeout=settings.azure.deploy_timeout)
     return True
+
+
+def aci_diagnosis(settings: Settings, client: ContainerInstanceManagementClient) -> str:
+    """The QA container's state, restart count, warning events and last log lines, for a failure message."""
+    from azure.core.exceptions import HttpResponseError
+
+    group, name = require(settings.azure, "resource_group"), settings.azure.aci_name
+    try:
+        found = _current(client, group, name)
+        if found is None:
+            return f"\n(ACI group {name} does not exist)"
+        container = found.containers[0]
+        logs = client.containers.list_logs(group, name, container.name, tail=LOG_TAIL_LINES).content or ""
+    except HttpResponseError as exc:  # the smoke test failed already: this is help, not a second failure
+        return f"\n(the container could not be inspected: {exc.message})"
+    view = container.instance_view
+    lines: list[str] = []
+    if view is not None and view.current_state is not None:
+        state = view.current_state
+        detail = f" ({state.detail_status})" if state.detail_status else ""
+        line = f"\nContainer {container.name}: {state.state}{detail}, restarted {view.restart_count or 0} times"
+        if view.previous_state is not None and view.previous_state.exit_code is not None:
+            line += f", last exit code {view.previous_state.exit_code}"
+        lines.append(line)
+        lines += [f"\n  {e.name}: {e.message} (x{e.count})" for e in view.events or [] if e.type == "Warning"]
+    return "".join(lines) + log_tail(logs)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import require
 from diabetes_mlops.deploy.bundle import SERVICE_PORT
-from diabetes_mlops.deploy.targets.base import Endpoint, Published, container_environment
+from diabetes_mlops.deploy.targets.base import LOG_TAIL_LINES, Endpoint, Published, container_environment, log_tail
 from diabetes_mlops.errors import DeployError
 
 if TYPE_CHECKING:
@@ -286,7 +286,10 @@ def deploy_aks(settings: Settings, api: ApiClient, published: Published, poll_se
     """Apply the image, then wait for the rollout and the load balancer's address."""
     ns, timeout = settings.azure.aks_namespace, settings.azure.deploy_timeout
     apply(settings, api, published)
-    wait_for_rollout(api, ns, timeout, poll_seconds)
+    try:
+        wait_for_rollout(api, ns, timeout, poll_seconds)
+    except DeployError as exc:
+        raise DeployError(f"{exc}{aks_diagnosis(settings, api)}") from None
     url = external_url(api, ns, timeout, poll_seconds)
     return Endpoint("production", "azure", url, published.name, published.version, published.image)
 
@@ -324,3 +327,43 @@ def delete_aks(settings: Settings, api: ApiClient) -> bool:
             if exc.status != 404:
                 raise
     return found
+
+
+def _statuses(pod: Any) -> list[Any]:
+    return list((pod.status and pod.status.container_statuses) or [])
+
+
+def _restarts(pod: Any) -> int:
+    return sum(s.restart_count or 0 for s in _statuses(pod))
+
+
+def _ready(pod: Any) -> bool:
+    return bool(_statuses(pod)) and all(s.ready for s in _statuses(pod))
+
+
+def aks_diagnosis(settings: Settings, api: ApiClient) -> str:
+    """The scoring pods' readiness and restarts, and the last log lines of the least healthy pod (of its run
+    before the last restart, when it restarted), for a failure message."""
+    from kubernetes.client import CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    namespace = settings.azure.aks_namespace
+    core = CoreV1Api(api)
+    try:
+        pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=f"app={APP}").items
+        if not pods:
+            return f"\n(no {APP} pod in namespace {namespace})"
+        lines = []
+        for pod in pods:
+            waiting = [s.state.waiting.reason for s in _statuses(pod) if s.state and s.state.waiting]
+            note = f", waiting: {', '.join(waiting)}" if waiting else ""
+            health = "ready" if _ready(pod) else "not ready"
+            lines.append(f"\nPod {pod.metadata.name}: {health}, restarted {_restarts(pod)} times{note}")
+        worst = max(pods, key=lambda pod: (not _ready(pod), _restarts(pod)))
+        restarted = _restarts(worst) > 0
+        logs = core.read_namespaced_pod_log(
+            worst.metadata.name, namespace, container="scoring", tail_lines=LOG_TAIL_LINES, previous=restarted
+        )
+    except ApiException as exc:  # the smoke test failed already: this is help, not a second failure
+        return f"\n(the pods could not be inspected: {exc.status} {exc.reason})"
+    return "".join(lines) + log_tail(logs or "")

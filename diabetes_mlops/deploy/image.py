@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops import progress
 from diabetes_mlops.azure.clients import cloud, require
+from diabetes_mlops.deploy.targets.base import LOG_TAIL_LINES, log_tail
 from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 BUILD_API_VERSION = "2019-06-01-preview"  # the ACR API that still carries source upload and build runs
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # the user name ACR expects with an exchanged token
 RUN_DONE = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
-LOG_TAIL_LINES = 40  # of a failed ACR run's log, in the error
 
 
 class ImageBuildFailed(MlopsError):
@@ -132,8 +132,7 @@ def run_log_tail(
         text = BlobClient.from_blob_url(link).download_blob().readall().decode("utf-8", "replace")
     except Exception as exc:  # the build failed already: its log is help, not a second failure
         return f"\n(its log could not be read: {type(exc).__name__})"
-    tail = text.rstrip().splitlines()[-lines:]
-    return f"\nThe last {len(tail)} lines of its log:\n" + "\n".join(tail)
+    return log_tail(text, lines) or "\n(the run's log is empty)"
 
 
 def build_with_acr(

@@ -194,6 +194,12 @@ def elsewhere(settings: Settings) -> list[Deployment]:
     return [d for d in found if d is not None]
 
 
+def log_text(settings: Settings, env: str) -> str:
+    """The output of ``env``'s supervisor and its servers, "" when it has none."""
+    path = _state(settings, env).log_path
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
 def running_version(settings: Settings, env: str) -> int | None:
     """The model version ``env`` of this home serves now, or None."""
     deployment = _deployment(settings.home, env)

@@ -111,7 +111,8 @@ class _Release:
 
         checked = smoke_test(endpoint.url, self.settings.scoring_key, endpoint.version, self.settings.smoke_timeout)
         if not checked.ok:
-            raise ReleaseFailed(f"{what}: smoke test failed at {endpoint.url}: {checked.reason}")
+            found = self.target.diagnose(endpoint.env)
+            raise ReleaseFailed(f"{what}: smoke test failed at {endpoint.url}: {checked.reason}{found}")
 
     def qa(self, ref: VersionRef, run_dir: Path | None) -> ReleaseOutcome:
         from diabetes_mlops.deploy.bundle import bundle_dir

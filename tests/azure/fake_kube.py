@@ -177,9 +177,11 @@ class FakeKube:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 status, payload = fake.handle(self.command, path, query, dict(self.headers), body)
-                data = json.dumps(payload).encode()
+                # A pod's log is the one answer that is text, not JSON.
+                text = isinstance(payload, str)
+                data = payload.encode() if text else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

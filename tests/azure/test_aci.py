@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -154,14 +155,20 @@ def test_deploy_creates_the_group_by_digest_waits_and_reads_the_fqdn(settings, a
     assert aci.transport.unmatched == []
 
 
-def test_redeploy_replaces_the_group_and_delete_removes_it(settings, aci, clients) -> None:
+def test_a_new_image_updates_the_group_in_place_a_new_size_replaces_it_and_delete_removes_it(
+    settings, aci, clients
+) -> None:
     client, registry = clients
     assert aci_endpoint(settings, client) is None
     cred = registry_credential(settings, registry)
     deploy_aci(settings, client, V3, cred, polling_interval=0)
     deploy_aci(settings, client, V4, cred, polling_interval=0)
     methods = [c.method for c in aci.transport.calls if c.path.endswith("/containerGroups/diabetes-qa")]
-    assert methods.count("DELETE") == 1 and methods.count("PUT") == 2
+    assert methods.count("DELETE") == 0 and methods.count("PUT") == 2  # ACI updates an image in place
+    bigger = dataclasses.replace(settings, azure=dataclasses.replace(settings.azure, aci_cpu=4.0))
+    deploy_aci(bigger, client, V4, cred, polling_interval=0)
+    methods = [c.method for c in aci.transport.calls if c.path.endswith("/containerGroups/diabetes-qa")]
+    assert methods.count("DELETE") == 1 and methods.count("PUT") == 3  # a new CPU size only by a new group
     assert methods.index("DELETE") < len(methods) - 1 - methods[::-1].index("PUT")
     image = aci.groups["diabetes-qa"]["properties"]["containers"][0]["properties"]["image"]
     assert image == V4.image

@@ -18,11 +18,13 @@ credential naming that issuer and subject. A pod whose service account does not 
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from fake_kube import FakeKube
 from fake_kube import _status as kube_status
@@ -42,6 +44,7 @@ USE_LABEL = "azure.workload.identity/use"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 TOKEN_SECONDS = 3600
+POD_PATH = re.compile(r"/api/v1/namespaces/(?P<namespace>[^/]+)/pods(?:/(?P<name>[^/]+)/log)?")
 
 
 class SimKube(FakeKube):
@@ -72,6 +75,7 @@ class SimKube(FakeKube):
         self.pods: dict[str, list[tuple[int, Container]]] = {}  # deployment path -> (generation, pod)
         self.observed: dict[str, int] = {}
         self.failures: dict[str, str] = {}
+        self.stalled: dict[str, list[Container]] = {}  # deployment path -> the pods of its stalled rollout
         self._pods_lock = threading.Lock()
 
     @property
@@ -98,6 +102,8 @@ class SimKube(FakeKube):
             self.entra.check(authorization, (AKS_SERVER_APP,))
         except TokenRefused:
             return 401, kube_status(401, "Unauthorized", "Unauthorized")
+        if method == "GET" and POD_PATH.fullmatch(path):
+            return self._pod_answer(path, query)
         status, answer = super().handle(method, path, query, headers, body)
         if method == "PATCH" and status < 300 and answer.get("kind") == "Deployment":
             generation = answer["metadata"]["generation"]
@@ -161,10 +167,12 @@ class SimKube(FakeKube):
                 new.append(pod)
                 if not wait_ready(pod):
                     raise RuntimeError(f"pod of {spec['image']} never became ready")
-        except Exception as exc:  # the rollout stalls, as a crash-looping pod makes it
+        except Exception as exc:  # the rollout stalls, as a crash-looping pod makes it; the old pods serve on
             self.failures[path] = str(exc)
             for pod in new:
                 pod.stop()
+            with self._pods_lock:
+                self.stalled[path] = new
             return
         with self._pods_lock:
             if self.objects[path]["metadata"]["generation"] != generation:
@@ -174,10 +182,59 @@ class SimKube(FakeKube):
                 new_pods = [(generation, pod) for pod in new]
                 self.pods[path] = new_pods
                 self.observed[path] = generation
+                self.stalled.pop(path, None)
         if new_pods:
             self._route_services(namespace, new_pods[0][1].port)
         for pod in old:
             pod.stop()
+
+    def _pod_answer(self, path: str, query: str) -> tuple[int, Any]:
+        """``GET .../pods`` (a PodList, by ``labelSelector`` ``app=``) or ``GET .../pods/{name}/log``."""
+        found = POD_PATH.fullmatch(path)
+        assert found is not None
+        namespace, name = found["namespace"], found["name"]
+        params = parse_qs(query)
+        pods = self._pods_of(namespace)
+        if name is None:
+            wanted = dict(part.split("=", 1) for part in params.get("labelSelector", [""])[0].split(",") if part)
+            items = [pod for pod, _ in pods if wanted.items() <= pod["metadata"]["labels"].items()]
+            return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+        container = next((c for pod, c in pods if pod["metadata"]["name"] == name), None)
+        if container is None:
+            return 404, kube_status(404, "NotFound", f'pods "{name}" not found')
+        log = container.root / "container.log"
+        lines = log.read_text(errors="replace").splitlines(keepends=True) if log.is_file() else []
+        tail = int(params.get("tailLines", ["0"])[0]) or len(lines)
+        return 200, "".join(lines[-tail:])
+
+    def _pods_of(self, namespace: str) -> list[tuple[dict[str, Any], Container]]:
+        """The namespace's pods as the API shows them. Pods are not restarted here: one whose process ended
+        shows as waiting in CrashLoopBackOff, its last run's exit code in ``lastState``."""
+        out = []
+        with self._pods_lock:
+            groups = [(p, [c for _, c in pods]) for p, pods in self.pods.items()] + list(self.stalled.items())
+        for path, containers in groups:
+            deployment = self.objects.get(path)
+            if deployment is None or deployment["metadata"].get("namespace") != namespace:
+                continue
+            labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+            for container in containers:
+                code = container.process.poll()
+                status: dict[str, Any] = {"name": "scoring", "ready": code is None and container.ready(),
+                                          "restartCount": 0, "image": container.image,
+                                          "imageID": container.image}  # fmt: skip
+                if code is None:
+                    status["state"] = {"running": {}}
+                else:
+                    status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+                    status["lastState"] = {"terminated": {"exitCode": code, "reason": "Error"}}
+                name = f"{deployment['metadata']['name']}-{container.root.name.removeprefix('c-')}"
+                pod = {
+                    "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                    "status": {"phase": "Running", "containerStatuses": [status]},
+                }
+                out.append((pod, container))
+        return out
 
     def _route_services(self, namespace: str, port: int) -> None:
         if any(p.startswith(f"/api/v1/namespaces/{namespace}/services/") for p in self.objects):

@@ -19,6 +19,7 @@ from fakes import Call, FakeTransport
 
 from tests.simazure.containers import Container, ImageError, Images, Runtime, in_background, wait_ready
 from tests.simazure.entra import TokenRefused
+from tests.simazure.restarts import Supervised
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -264,10 +265,13 @@ def _path_name(call: Call) -> str:
 
 
 class ContainerGroups:
-    """ACI: a group is created (its image pulled and its container started) as a long-running operation;
-    secure environment values are never returned; delete stops the container. The group's user-assigned
-    identities are the only ones its container gets tokens for (through its host's IMDS endpoint), and the only
-    ones it may pull images with."""
+    """ACI: a group is created (its image pulled and its container started) as a long-running operation, and
+    is then provisioned whatever its app does: the container runs under the group's restart policy
+    (tests/simazure/restarts.py), its state, restarts and events in the instance view, its output at
+    ``.../containers/{name}/logs``. A PUT on a running group updates it in place (the container restarted, the
+    address kept) unless it changes what Azure only changes by delete and create. Secure environment values are
+    never returned; delete stops the container. The group's user-assigned identities are the only ones its
+    container gets tokens for (through its host's IMDS endpoint), and the only ones it may pull images with."""
 
     def __init__(
         self,
@@ -283,7 +287,7 @@ class ContainerGroups:
         self.ops = ops
         self.identities = identities
         self.groups: dict[str, dict[str, Any]] = {}
-        self.running: dict[str, Container] = {}
+        self.supervised: dict[str, Supervised] = {}
         self.imds: dict[str, str] = {}  # group -> its IMDS path
         self._lock = threading.Lock()
 
@@ -291,6 +295,7 @@ class ContainerGroups:
         t.on("PUT", ACI, self._put)
         t.on("GET", ACI, self._get)
         t.on("DELETE", ACI, self._delete)
+        t.on("GET", ACI + r"/containers/(?P<container>[^/]+)/logs", self._logs)
 
     def _identity_error(self, body: dict[str, Any]) -> tuple[int, Any] | None:
         """ARM's answer to an identity block it refuses; else None, and each identity's ids filled in."""
@@ -354,23 +359,37 @@ class ContainerGroups:
         if error:
             return 400, {"error": {"code": "InaccessibleImage", "message": error}}
         with self._lock:
-            if name in self.running:
-                return 409, {
+            old = self.groups.get(name)
+            running = self.supervised.get(name)
+            if old is not None and old["properties"]["provisioningState"] in ("Creating", "Updating"):
+                return 409, {"error": {"code": "Conflict", "message": f"container group {name} is being changed"}}
+            update = old is not None and running is not None and running.state == "Running"
+            if update and _fixed(old) != _fixed(body):  # Azure's message, as users have reported it
+                return 400, {
                     "error": {
-                        "code": "Conflict",
-                        "message": f"container group {name} is being changed; delete it first",
+                        "code": "InvalidContainerGroupUpdate",
+                        "message": f"The updates on container group '{name}' are invalid. If you are going to "
+                        "update the os type, restart policy, network profile, CPU, memory or GPU resources for a "
+                        "container group, you must delete it first and then create a new one.",
                     }
                 }
-        props = body["properties"]
-        ip = props.get("ipAddress") or {}
-        fqdn = f"{ip.get('dnsNameLabel')}.{body['location']}.azurecontainer.{self.registries.suffix.split('.', 1)[1]}"
-        ip.update(fqdn=fqdn, ip=f"20.{len(self.groups) % 250}.0.{(len(self.groups) * 7) % 250 + 1}")
-        props.update(ipAddress=ip, provisioningState="Creating", instanceView={"state": "Pending"})
-        body.update(id=call.path, name=name, type="Microsoft.ContainerInstance/containerGroups")
-        self.groups[name] = body
+            props = body["properties"]
+            props.setdefault("restartPolicy", "Always")
+            ip = props.get("ipAddress") or {}
+            zone = self.registries.suffix.split(".", 1)[1]
+            fqdn = f"{ip.get('dnsNameLabel')}.{body['location']}.azurecontainer.{zone}"
+            # An update keeps the group's address (its host stays); a new group gets one.
+            address = old["properties"]["ipAddress"]["ip"] if update and old else None
+            ip.update(fqdn=fqdn, ip=address or f"20.{len(self.groups) % 250}.0.{(len(self.groups) * 7) % 250 + 1}")
+            props.update(ipAddress=ip, provisioningState="Updating" if update else "Creating")
+            props["instanceView"] = {"state": "Pending", "events": []}
+            body.update(id=call.path, name=name, type="Microsoft.ContainerInstance/containerGroups")
+            self.groups[name] = body
+        if old is not None:
+            self._stop(name, old)
         op, headers = self.ops.start()
         in_background(self._create, name, op)
-        return 201, self._public(body), headers
+        return (200 if update else 201), self._public(body), headers
 
     def _create(self, name: str, op: str) -> None:
         body = self.groups[name]
@@ -385,22 +404,36 @@ class ContainerGroups:
         if principals:  # the host's IMDS, serving the group's identities alone
             self.imds[name] = self.identities.entra.assign_host(principals)
             env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = self.ops.base_url + self.imds[name]
+        ip = props["ipAddress"]
+
+        def routed(container: Container) -> None:  # a restarted container listens on a new loopback port
+            for host in (ip["fqdn"], ip["ip"]):
+                self.gateway.route(host, container.port)
+
+        supervised = Supervised(lambda: self.runtime.start(spec["image"], env), props["restartPolicy"], routed)
         try:
-            container = self.runtime.start(spec["image"], env)
+            container = supervised.begin()
         except Exception as exc:
-            props.update(provisioningState="Failed", instanceView={"state": "Failed"})
+            props.update(provisioningState="Failed", instanceView={"state": "Failed", "events": []})
             self.ops.finish(op, f"container group {name} failed to start: {exc}")
             return
         with self._lock:
-            self.running[name] = container
-        self.gateway.route(props["ipAddress"]["fqdn"], container.port)
-        self.gateway.route(props["ipAddress"]["ip"], container.port)
-        props.update(provisioningState="Succeeded", instanceView={"state": "Running"})
+            self.supervised[name] = supervised
+        props["provisioningState"] = "Succeeded"
         self.ops.finish(op)
         wait_ready(container)
 
+    @property
+    def running(self) -> dict[str, Container]:
+        """Each group's container of the moment."""
+        return {name: s.container for name, s in self.supervised.items() if s.container is not None}
+
     def _public(self, body: dict[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(body)
+        supervised = self.supervised.get(out["name"])
+        if supervised is not None and out["properties"]["provisioningState"] == "Succeeded":
+            out["properties"]["instanceView"] = {"state": supervised.state, "events": []}
+            out["properties"]["containers"][0]["properties"]["instanceView"] = supervised.view()
         for container in out["properties"].get("containers", []):
             for variable in container["properties"].get("environmentVariables", []):
                 variable.pop("secureValue", None)
@@ -416,25 +449,51 @@ class ContainerGroups:
             else not_found("Microsoft.ContainerInstance/containerGroups", _name(call, -1))
         )
 
-    def _delete(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
-        name = _name(call, -1)
-        body = self.groups.pop(name, None)
-        if body is None:
-            return 204, b""
+    def _logs(self, call: Call) -> tuple[int, Any]:
+        """``Containers_ListLogs``: the current run's output, its last ``tail`` lines when asked."""
+        group, container = call.path.split("/")[-4], call.path.split("/")[-2]
+        body = self.groups.get(group)
+        names = [c["name"] for c in (body or {}).get("properties", {}).get("containers", [])]
+        if body is None or container not in names:
+            return not_found("Microsoft.ContainerInstance/containerGroups/containers", container)
+        supervised = self.supervised.get(group)
+        tail = call.query.get("tail", [None])[0]
+        return 200, {"content": supervised.logs(int(tail) if tail else None) if supervised else ""}
+
+    def _stop(self, name: str, body: dict[str, Any]) -> None:
+        """Stop the group's container, release its identity endpoint and its address."""
         with self._lock:
-            container = self.running.pop(name, None)
-        if container is not None:
-            container.stop()
+            supervised = self.supervised.pop(name, None)
+        if supervised is not None:
+            supervised.stop()
         self.identities.entra.release_host(self.imds.pop(name, ""))
         ip = body["properties"].get("ipAddress") or {}
         for host in (ip.get("fqdn"), ip.get("ip")):
             if host:
                 self.gateway.unroute(host)
+
+    def _delete(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        name = _name(call, -1)
+        body = self.groups.pop(name, None)
+        if body is None:
+            return 204, b""
+        self._stop(name, body)
         return 200, self._public(body)
 
     def stop_all(self) -> None:
-        for container in list(self.running.values()):
-            container.stop()
+        for supervised in list(self.supervised.values()):
+            supervised.stop()
+
+
+def _fixed(body: dict[str, Any]) -> Any:
+    """What of a group only a delete and a new create may change (Azure's list of properties that require it)."""
+    props = body["properties"]
+    return (
+        props.get("osType"),
+        props.get("restartPolicy", "Always"),
+        props.get("subnetIds"),
+        [c["properties"].get("resources") for c in props.get("containers", [])],
+    )
 
 
 class ManagedClusters:

@@ -98,3 +98,12 @@ class AzureTarget:
 
             found = aks_endpoint(self.settings, self._kube)
         return replace(found, healthy=healthy(found.url)) if found else None
+
+    def diagnose(self, env: str) -> str:
+        if check_environment(env) == "qa":
+            from diabetes_mlops.deploy.aci import aci_diagnosis
+
+            return aci_diagnosis(self.settings, self._aci())
+        from diabetes_mlops.deploy.aks import aks_diagnosis
+
+        return aks_diagnosis(self.settings, self._kube)

@@ -40,6 +40,15 @@ class ContainerVariable:
 BLOB_ONLY = ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", "DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL")
 
 
+LOG_TAIL_LINES = 40  # of a failed build's or service's log, in the error
+
+
+def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` of a log, as the tail of an error message; "" for an empty log."""
+    tail = text.rstrip().splitlines()[-lines:]
+    return f"\nThe last {len(tail)} lines of its log:\n" + "\n".join(tail) if tail else ""
+
+
 def container_environment(settings: Settings, port: int) -> list[ContainerVariable]:
     """What a scoring container needs to serve and to report: key, Blob log store, Application Insights, identity.
 
@@ -126,4 +135,8 @@ class DeployTarget(Protocol):
 
     def endpoint(self, env: str) -> Endpoint | None:
         """What ``env`` serves now, with a live health check; None when nothing is deployed there."""
+        ...
+
+    def diagnose(self, env: str) -> str:
+        """What the platform tells of ``env``'s service (its state, restarts, last log lines), for an error."""
         ...

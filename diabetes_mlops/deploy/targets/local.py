@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.deploy import local
-from diabetes_mlops.deploy.targets.base import Endpoint, Published, check_environment
+from diabetes_mlops.deploy.targets.base import Endpoint, Published, check_environment, log_tail
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
@@ -44,3 +44,6 @@ class LocalTarget:
             if found.env == env:
                 return Endpoint(env, self.name, found.url, found.model_name, found.model_version, None, found.healthy)
         return None
+
+    def diagnose(self, env: str) -> str:
+        return log_tail(local.log_text(self.settings, check_environment(env)))
