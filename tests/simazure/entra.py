@@ -35,7 +35,7 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @dataclass
 class Principal:
-    """A service principal or managed identity and the Azure roles it holds (``Contributor``, ``Reader``).
+    """A service principal or managed identity (its roles are assignments: ``rbac.Authorization``).
 
     A managed identity has no secret; its ``federated`` credentials are the (issuer, subject) pairs whose
     assertions Entra exchanges for its tokens.
@@ -43,7 +43,6 @@ class Principal:
 
     client_id: str
     secret: str | None
-    roles: set[str] = field(default_factory=lambda: {"Contributor"})
     object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     federated: dict[str, tuple[str, str]] = field(default_factory=dict)  # credential name -> (issuer, subject)
 
@@ -117,13 +116,9 @@ class Entra:
         self.hosts: dict[str, list[Principal]] = {}  # IMDS path key -> the identities assigned to that host
         self.compute_identity = self.add_principal(secret=False)  # the compute cluster's system-assigned identity
 
-    def add_principal(self, roles: set[str] | None = None, secret: bool = True) -> Principal:
-        """A service principal (with a secret), or a managed identity (``secret=False``)."""
-        principal = Principal(
-            str(uuid.uuid4()),
-            secrets.token_urlsafe(24) if secret else None,
-            roles if roles is not None else {"Contributor"},
-        )
+    def add_principal(self, secret: bool = True) -> Principal:
+        """A service principal (with a secret), or a managed identity (``secret=False``); it holds no role."""
+        principal = Principal(str(uuid.uuid4()), secrets.token_urlsafe(24) if secret else None)
         self.principals[principal.client_id] = principal
         return principal
 

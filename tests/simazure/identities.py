@@ -32,7 +32,7 @@ class ManagedIdentities:
         """The identity at ``resource_id``, made (with a new principal) the first time; ARM's PUT is idempotent."""
         key = resource_id.lower()
         if key not in self.bodies:
-            principal = self.entra.add_principal(roles=set(), secret=False)
+            principal = self.entra.add_principal(secret=False)
             self.principals[key] = principal
             self.bodies[key] = {
                 "id": resource_id,

@@ -5,7 +5,10 @@ LoadBalancer Service's IP leads (through the gateway) to a ready pod.
 The cluster uses Entra ID, as AKS's managed Entra integration sets it up: the API server speaks HTTPS with a
 certificate of the cluster's own CA (in the kubeconfig as ``certificate-authority-data``), the user kubeconfig
 runs ``kubelogin`` for the AKS server application (``--server-id``), and every request must carry an unexpired
-Entra token issued for that application; any other is a 401, as the API server answers it.
+Entra token issued for that application; any other is a 401, as the API server answers it. Authorization is
+Azure RBAC for Kubernetes: the caller's role assignments must permit the request's data action
+(``Microsoft.ContainerService/managedClusters/<group>/<resource>/<verb>``) on the cluster, or for a namespaced
+object on ``<cluster id>/namespaces/<namespace>``; else the API server's 403.
 
 Pods get Azure tokens only through workload identity, as its admission webhook sets a pod up: a pod labelled
 ``azure.workload.identity/use: "true"`` whose service account is annotated with an identity's client id gets
@@ -35,8 +38,9 @@ from tests.simazure.tls import serve_tls
 
 if TYPE_CHECKING:
     from tests.simazure.containers import Runtime
-    from tests.simazure.entra import Entra
+    from tests.simazure.entra import Entra, Principal
     from tests.simazure.gateway import Gateway
+    from tests.simazure.rbac import Authorization
 
 # Entra ID's application of every AKS API server (what ``kubelogin --server-id`` names).
 AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"
@@ -61,8 +65,12 @@ class SimKube(FakeKube):
         issuer: str,
         authority: str,
         tokens_dir: Path,
+        rbac: Authorization,
+        cluster_id: str,
     ) -> None:
         super().__init__(rollout_polls=0, lb_ip=lb_ip)
+        self.rbac = rbac
+        self.cluster_id = cluster_id
         serve_tls(self.server, tls)
         self.entra = entra
         self.issuer = issuer  # the cluster's OIDC issuer URL
@@ -99,9 +107,12 @@ class SimKube(FakeKube):
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
         authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         try:
-            self.entra.check(authorization, (AKS_SERVER_APP,))
+            principal, _ = self.entra.check(authorization, (AKS_SERVER_APP,))
         except TokenRefused:
             return 401, kube_status(401, "Unauthorized", "Unauthorized")
+        forbidden = self._forbidden(principal, method, path)
+        if forbidden is not None:
+            return 403, kube_status(403, "Forbidden", forbidden)
         if method == "GET" and POD_PATH.fullmatch(path):
             return self._pod_answer(path, query)
         status, answer = super().handle(method, path, query, headers, body)
@@ -110,6 +121,40 @@ class SimKube(FakeKube):
             if self.observed.get(path, 0) < generation:
                 in_background(self._roll_out, path, generation)
         return status, answer
+
+    def create_namespace(self, name: str) -> None:
+        """A namespace made by the cluster's admin (the kit's principal may write only inside it)."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        super().handle("POST", "/api/v1/namespaces", "", {}, body)
+
+    def _forbidden(self, principal: Principal, method: str, path: str) -> str | None:
+        """The API server's message when Azure RBAC does not permit the request; None when it does."""
+        parts = [p for p in path.split("/") if p]
+        group, rest = ("", parts[2:]) if parts[:1] == ["api"] else (parts[1], parts[3:])
+        namespace = rest[1] if rest[:1] == ["namespaces"] and len(rest) > 2 else None
+        resource_parts = rest[2:] if namespace else rest
+        if not resource_parts:
+            return None
+        resource, name = resource_parts[0], (resource_parts[1] if len(resource_parts) > 1 else "")
+        if len(resource_parts) > 2:  # a subresource: pods/log, deployments/scale
+            resource = f"{resource}/{resource_parts[2]}"
+        verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+            method, "delete"
+        )
+        action = "read" if verb in ("get", "list") else ("delete" if verb == "delete" else "write")
+        data_action = "/".join(
+            ["Microsoft.ContainerService/managedClusters", *([group] if group else []), resource, action]
+        )
+        scope = f"{self.cluster_id}/namespaces/{namespace}" if namespace else self.cluster_id
+        if self.rbac.permits(principal, data_action, scope, data=True):
+            return None
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        kind = f"{resource}.{group}" if group else resource
+        return (
+            f'{kind} "{name}" is forbidden: User "{principal.object_id}" cannot {verb} resource "{resource}" in API '
+            f'group "{group}"{where}: User does not have access to the resource in Azure. Update role assignment '
+            "to allow access."
+        )
 
     def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str]:
         env = {}

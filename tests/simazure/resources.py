@@ -24,16 +24,24 @@ from tests.simazure.restarts import Supervised
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
-    from tests.simazure.entra import Entra
+    from tests.simazure.entra import Entra, Principal
     from tests.simazure.gateway import Gateway
     from tests.simazure.identities import ManagedIdentities
     from tests.simazure.kube import SimKube
+    from tests.simazure.rbac import Authorization
 
 RG_PATH = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers"
 ACR = RG_PATH + r"/Microsoft.ContainerRegistry/registries/(?P<name>[^/]+)"
 ACI = RG_PATH + r"/Microsoft.ContainerInstance/containerGroups/(?P<name>[^/]+)"
 AKS = RG_PATH + r"/Microsoft.ContainerService/managedClusters/(?P<name>[^/]+)"
 SOURCES_CONTAINER = "acr-build-sources"
+# What a repository scope's action needs of the caller's roles on the registry (metadata is AcrPull's too).
+REGISTRY_ACTIONS = {
+    "pull": "Microsoft.ContainerRegistry/registries/pull/read",
+    "metadata_read": "Microsoft.ContainerRegistry/registries/pull/read",
+    "push": "Microsoft.ContainerRegistry/registries/push/write",
+    "delete": "Microsoft.ContainerRegistry/registries/artifacts/delete",
+}
 INACCESSIBLE = "The image '{image}' in container group is not accessible. Check the image and registry credential."
 
 
@@ -85,7 +93,11 @@ class Registries:
         blob_url: str,
         entra: Entra,
         audience: str,
+        rbac: Authorization,
+        group: str,
     ) -> None:
+        self.rbac = rbac
+        self.group = group  # the resource group the registries are in
         self.suffix = suffix
         self.audience = audience  # ACR takes Entra tokens issued for ARM
         self.images = images
@@ -95,7 +107,7 @@ class Registries:
         self.passwords = {name: secrets.token_urlsafe(18) for name in names}
         self.runs: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, str] = {}  # a run's log, also in Blob (``logs/<run>/rawtext.log``)
-        self.refresh_tokens: set[str] = set()
+        self.refresh_tokens: dict[str, Principal] = {}  # who each refresh token was exchanged for
         self.access_tokens: set[str] = set()
 
     def login_server(self, name: str) -> str:
@@ -217,17 +229,34 @@ class Registries:
     def _exchange(self, call: Call) -> tuple[int, Any]:
         form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
         try:
-            self.entra.check(f"Bearer {form.get('access_token', '')}", (self.audience,))
+            principal, _ = self.entra.check(f"Bearer {form.get('access_token', '')}", (self.audience,))
         except TokenRefused as refused:
             return 401, {"errors": [{"code": "UNAUTHORIZED", "message": refused.message}]}
         token = secrets.token_urlsafe(24)
-        self.refresh_tokens.add(token)
+        self.refresh_tokens[token] = principal
         return 200, {"refresh_token": token}
 
     def _access_token(self, call: Call) -> tuple[int, Any]:
         form = {k: v[0] for k, v in parse_qs(call.body if isinstance(call.body, str) else "").items()}
-        if form.get("refresh_token") not in self.refresh_tokens:
+        principal = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if principal is None:
             return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid refresh token"}]}
+        registry = form.get("service", "").split(".", 1)[0]
+        registry_id = f"{self.group}/providers/Microsoft.ContainerRegistry/registries/{registry}"
+        for scope in form.get("scope", "").split():  # repository:<name>:<action>,<action>
+            for wanted in scope.rpartition(":")[2].split(","):
+                action = REGISTRY_ACTIONS.get(wanted, f"Microsoft.ContainerRegistry/registries/{wanted}")
+                if not self.rbac.permits(principal, action, registry_id):
+                    return 401, {
+                        "errors": [
+                            {
+                                "code": "UNAUTHORIZED",
+                                "message": f"authentication required, visit https://aka.ms/acr/authorization for "
+                                f"more information. CorrelationId: {uuid.uuid4()}",
+                                "detail": [{"Type": "repository", "Name": scope.split(":")[1], "Action": wanted}],
+                            }
+                        ]
+                    }
         token = secrets.token_urlsafe(24)
         self.access_tokens.add(token)
         return 200, {"access_token": token}
@@ -280,7 +309,9 @@ class ContainerGroups:
         gateway: Gateway,
         ops: Operations,
         identities: ManagedIdentities,
+        rbac: Authorization,
     ) -> None:
+        self.rbac = rbac
         self.runtime = runtime
         self.registries = registries
         self.gateway = gateway
@@ -325,7 +356,9 @@ class ContainerGroups:
             assigned[resource_id] = {"principalId": principal.object_id, "clientId": principal.client_id}
         return None
 
-    def _pull_error(self, body: dict[str, Any]) -> str | None:
+    def _pull_error(self, body: dict[str, Any], group: str) -> str | None:
+        """Why the group's images cannot be pulled (ACI's message), in resource group ``group``; None if they can:
+        the registry's admin password, or an identity of the group holding a role that pulls from it."""
         props = body.get("properties", {})
         creds = {c.get("server"): c for c in props.get("imageRegistryCredentials") or []}
         assigned = {k.lower() for k in ((body.get("identity") or {}).get("userAssignedIdentities") or {})}
@@ -335,8 +368,14 @@ class ContainerGroups:
             registry = server.split(".", 1)[0]
             cred = creds.get(server)
             known = registry in self.registries.passwords and server == self.registries.login_server(registry)
+            puller = self.identities.principal(str(cred.get("identity"))) if cred else None
+            registry_id = f"{group}/providers/Microsoft.ContainerRegistry/registries/{registry}"
             allowed = cred is not None and (
-                str(cred.get("identity")).lower() in assigned  # only an identity of the group pulls
+                (
+                    str(cred.get("identity")).lower() in assigned  # only an identity of the group pulls
+                    and puller is not None
+                    and self.rbac.permits(puller, "Microsoft.ContainerRegistry/registries/pull/read", registry_id)
+                )
                 or (
                     cred.get("username") == registry and cred.get("password") == self.registries.passwords.get(registry)
                 )
@@ -355,7 +394,7 @@ class ContainerGroups:
         refused = self._identity_error(body)
         if refused:
             return refused
-        error = self._pull_error(body)
+        error = self._pull_error(body, "/".join(call.path.split("/")[:5]))
         if error:
             return 400, {"error": {"code": "InaccessibleImage", "message": error}}
         with self._lock:

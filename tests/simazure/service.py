@@ -24,6 +24,7 @@ from azurite import Azurite  # noqa: E402
 from fake_azureml import RG, SUB, WS  # noqa: E402
 from fakes import Call, FakeTransport  # noqa: E402
 
+from tests.simazure.blobfront import BlobFront  # noqa: E402
 from tests.simazure.containers import Images, Runtime  # noqa: E402
 from tests.simazure.entra import Entra, TokenRefused  # noqa: E402
 from tests.simazure.gateway import Gateway  # noqa: E402
@@ -31,6 +32,7 @@ from tests.simazure.identities import ManagedIdentities  # noqa: E402
 from tests.simazure.kube import SimKube  # noqa: E402
 from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
 from tests.simazure.openapi import Specs  # noqa: E402
+from tests.simazure.rbac import Authorization, arm_action, denial, linked_denial  # noqa: E402
 from tests.simazure.resources import (  # noqa: E402
     SOURCES_CONTAINER,
     ContainerGroups,
@@ -58,6 +60,40 @@ TRACKING_PATHS = ("/mlflow/", "/history/")  # the workspace's regional API (TRAC
 SCORING_IDENTITY = "id-diabetes-scoring"  # the user-assigned identity docs/azure.md has scoring containers use
 SCORING_ACCOUNT = "diabetes-scoring"  # the AKS service account federated with it, in namespace AKS_NAMESPACE
 AKS_NAMESPACE = "diabetes"
+STORAGE_ACCOUNT = "devstoreaccount1"
+
+
+class Scopes:
+    """The resource ids roles are assigned at."""
+
+    group = f"/subscriptions/{SUB}/resourceGroups/{RG}"
+    workspace = f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+    registry = f"{group}/providers/Microsoft.ContainerRegistry/registries/{ACR_NAME}"
+    storage = f"{group}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}"
+    # The workspace's default datastore: here a container of the same account as the scoring logs.
+    datastore = f"{storage}/blobServices/default/containers/{BLOB_CONTAINER}"
+    cluster = f"{group}/providers/Microsoft.ContainerService/managedClusters/{AKS_NAME}"
+    namespace = f"{cluster}/namespaces/{AKS_NAMESPACE}"
+    scoring_identity = f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{SCORING_IDENTITY}"
+
+
+# Who holds which role where, as docs/azure.md sets a subscription up: (principal, role, scope).
+DOCUMENTED_ROLES = (
+    ("jenkins", "AzureML Data Scientist", Scopes.workspace),
+    ("jenkins", "AzureML Compute Operator", Scopes.workspace),
+    ("jenkins", "AcrPush", Scopes.registry),
+    ("jenkins", "Container Registry Tasks Contributor", Scopes.registry),
+    ("jenkins", "Contributor", Scopes.group),  # container groups: no narrower built-in role writes them
+    ("jenkins", "Managed Identity Operator", Scopes.scoring_identity),
+    ("jenkins", "Azure Kubernetes Service Cluster User Role", Scopes.cluster),
+    ("jenkins", "Azure Kubernetes Service RBAC Writer", Scopes.namespace),
+    ("jenkins", "Storage Blob Data Contributor", Scopes.datastore),  # model files, job inputs, the wheel
+    ("jenkins", "Storage Blob Data Reader", Scopes.storage),  # the scoring logs drift reads
+    ("compute", "AzureML Data Scientist", Scopes.workspace),
+    ("compute", "Storage Blob Data Contributor", Scopes.datastore),  # the pipeline's register step uploads
+    ("scoring", "AcrPull", Scopes.registry),
+    ("scoring", "Storage Blob Data Contributor", Scopes.storage),
+)
 
 
 class SimAzure:
@@ -69,12 +105,18 @@ class SimAzure:
         self.wheelhouse = wheelhouse
         self.ca = TestCA(self.state_dir / "tls")
         self.entra = Entra(TENANT)
-        self.principal = self.entra.add_principal({"Contributor"})
+        self.rbac = Authorization(self.entra)
+        self.scopes = Scopes()
+        self.principal = self.entra.add_principal()  # Jenkins' service principal
         self.identities = ManagedIdentities(self.entra, REGION)
-        self.scoring_identity = self.identities.create(
-            f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
-            + SCORING_IDENTITY
-        )
+        self.scoring_identity = self.identities.create(Scopes.scoring_identity)
+        holders = {
+            "jenkins": self.principal,
+            "compute": self.entra.compute_identity,
+            "scoring": self.identities.principal(Scopes.scoring_identity),
+        }
+        for who, role, scope in DOCUMENTED_ROLES:
+            self.rbac.assign(holders[who], role, scope)  # type: ignore[arg-type]
         self.gateway = Gateway()
         self.specs = Specs.default()
         # What of an exchange did not fit Azure's published spec of the operation: a simulator that answers
@@ -198,11 +240,20 @@ class SimAzure:
         )
         for name in (BLOB_CONTAINER, SOURCES_CONTAINER, ARTIFACTS_CONTAINER):
             service.get_container_client(name).create_container()
-        self.gateway.route(f"*.blob.{STORAGE_SUFFIX}", self.azurite.port)
+        self.blob_front = BlobFront(
+            self.entra,
+            self.rbac,
+            Scopes.storage,
+            self.ca.server_files("blob-front", "127.0.0.1", f"*.blob.{STORAGE_SUFFIX}"),
+            self.ca.ca_file,
+            self.azurite.port,
+        )
+        self.gateway.route(f"*.blob.{STORAGE_SUFFIX}", self.blob_front.port)
         self.gateway.route(f"*.{ACR_SUFFIX}", self.front.server_address[1])
         self.gateway.route(TRACKING_HOST, self.front.server_address[1])
         self._threads = [
-            threading.Thread(target=s.serve_forever, daemon=True) for s in (self.front, self.gateway.server)
+            threading.Thread(target=s.serve_forever, daemon=True)
+            for s in (self.front, self.gateway.server, self.blob_front.server)
         ]
         for thread in self._threads:
             thread.start()
@@ -238,8 +289,12 @@ class SimAzure:
             self.blob_url,
             self.entra,
             f"{self.base_url}/",
+            self.rbac,
+            Scopes.group,
         )
-        self.container_groups = ContainerGroups(self.runtime, self.registries, self.gateway, self.ops, self.identities)
+        self.container_groups = ContainerGroups(
+            self.runtime, self.registries, self.gateway, self.ops, self.identities, self.rbac
+        )
         kube_tls = self.ca.server_files("aks", "127.0.0.1")
         self.kube = SimKube(
             self.runtime,
@@ -251,7 +306,10 @@ class SimAzure:
             issuer=f"https://{REGION}.oic.prod-aks.{DOMAIN}/{TENANT}/{uuid.uuid4()}/",
             authority=f"{self.base_url}/",
             tokens_dir=self.state_dir / "kube-tokens",
+            rbac=self.rbac,
+            cluster_id=Scopes.cluster,
         )
+        self.kube.create_namespace(AKS_NAMESPACE)
         self.kube.thread.start()
         # As docs/azure.md sets it up: the scoring identity trusts the cluster's service account for scoring.
         self.identities.federate(
@@ -274,6 +332,7 @@ class SimAzure:
         self.kube.server.shutdown()
         self.front.shutdown()
         self.front.server_close()
+        self.blob_front.server.shutdown()
         self.gateway.stop()
         self.azurite.stop()
 
@@ -285,9 +344,11 @@ class SimAzure:
 
     # --- the front ----------------------------------------------------------------------------------
 
-    def _authorize(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any] | None:
+    def _authorize(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any] | None:
         """None when the request may go on; else Azure's 401 or 403 answer. Each surface takes the tokens of its
-        own audience: ARM only ARM's, the workspace's MLflow and run history ARM's or Azure ML's."""
+        own audience (ARM only ARM's, the workspace's MLflow and run history ARM's or Azure ML's); an ARM
+        request needs a role assignment permitting its operation on its scope, and one that gives a resource a
+        user-assigned identity needs ``assign/action`` on that identity too."""
         if path.startswith(PUBLIC_PATHS) or ENTRA_PATH.match(path):
             return None
         audiences = (
@@ -301,15 +362,16 @@ class SimAzure:
             return 404, {
                 "error": {"code": "SubscriptionNotFound", "message": f"subscription {path.split('/')[2]} not found"}
             }
-        if method != "GET" and "Contributor" not in principal.roles:
-            return 403, {
-                "error": {
-                    "code": "AuthorizationFailed",
-                    "message": f"The client '{principal.client_id}' with object id '{principal.object_id}' does not "
-                    f"have authorization to perform action '{method} {path}' over scope '{path}' or the scope is "
-                    "invalid.",
-                }
-            }
+        operation = arm_action(method, path)
+        if operation is None:
+            return None
+        action, scope = operation
+        if not self.rbac.permits(principal, action, scope):
+            return denial(principal, action, scope)
+        linked = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+        for identity in _assigned_identities(method, raw):
+            if not self.rbac.permits(principal, linked, identity):
+                return linked_denial(principal, action, scope, linked, identity)
         return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -325,7 +387,7 @@ class SimAzure:
                 raw = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 path = self.path.partition("?")[0]
-                denied = sim._authorize(self.command, path, headers)
+                denied = sim._authorize(self.command, path, headers, raw)
                 if denied is not None:
                     answer = json.dumps(denied[1]).encode()
                     sim.spec_problems += sim.specs.check(self.command, self.path, raw, denied[0], answer)
@@ -359,3 +421,15 @@ class SimAzure:
                 pass
 
         return Handler
+
+
+def _assigned_identities(method: str, raw: bytes) -> list[str]:
+    """The user-assigned identities a PUT gives its resource."""
+    if method != "PUT" or not raw:
+        return []
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return []
+    identity = body.get("identity") if isinstance(body, dict) else None
+    return list((identity or {}).get("userAssignedIdentities") or {}) if isinstance(identity, dict) else []

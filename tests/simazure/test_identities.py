@@ -99,7 +99,7 @@ def test_a_container_group_without_an_identity_gets_no_token_and_keeps_its_logs(
 def test_imds_serves_only_the_identities_of_its_host(simazure: SimAzure) -> None:
     import requests
 
-    stranger = simazure.entra.add_principal(roles=set(), secret=False)
+    stranger = simazure.entra.add_principal(secret=False)
     host = simazure.entra.assign_host([stranger])
     url = f"{simazure.base_url}{host}/metadata/identity/oauth2/token"
     params = {"api-version": "2018-02-01", "resource": STORAGE}

@@ -38,7 +38,8 @@ def test_register_list_and_load_a_model_through_the_custom_cloud(simazure: SimAz
 
 
 def test_a_principal_without_a_role_gets_403_naming_it(simazure: SimAzure, azure_settings: Settings) -> None:
-    reader = simazure.entra.add_principal({"Reader"})
+    reader = simazure.entra.add_principal()
+    simazure.rbac.assign(reader, "Reader", simazure.scopes.workspace)
     credential = ClientSecretCredential(
         simazure.entra.tenant,
         reader.client_id,
