@@ -72,10 +72,12 @@ def run_retrain_pipeline(
     settings: Settings, wait: bool = True, credential: TokenCredential | None = None
 ) -> dict[str, object]:
     """Submit train -> evaluate -> register as a pipeline job now; wait for it unless told not to."""
+    from diabetes_mlops.azure.access import require_access
     from diabetes_mlops.azure.compute import ensure_compute as ensure
     from diabetes_mlops.azure.jobs import upload_source, wait_for_job
     from diabetes_mlops.azure.pipeline import retrain_pipeline, submit_pipeline
 
+    require_access(settings, "schedule", credential)
     client, files = _workspace(settings, credential)
     ensure(client, settings)
     job = submit_pipeline(client, retrain_pipeline(settings, upload_source(files)))
@@ -89,10 +91,12 @@ def run_retrain_pipeline(
 
 def schedule_retraining(settings: Settings, credential: TokenCredential | None = None) -> dict[str, object]:
     """Create or replace the cron schedule of the retraining pipeline (the package source as it is now)."""
+    from diabetes_mlops.azure.access import require_access
     from diabetes_mlops.azure.compute import ensure_compute as ensure
     from diabetes_mlops.azure.jobs import upload_source
     from diabetes_mlops.azure.pipeline import create_schedule, retrain_pipeline, retrain_schedule
 
+    require_access(settings, "schedule", credential)
     client, files = _workspace(settings, credential)
     ensure(client, settings)
     schedule = create_schedule(client, retrain_schedule(settings, retrain_pipeline(settings, upload_source(files))))

@@ -90,3 +90,24 @@ def image(obj: Context, model_ref: str, out_dir: Path | None) -> None:
     out_dir = out_dir or bundle_dir(obj.settings, name, version)
     published = open_target(obj.settings, "azure").publish(registry, name, version, out_dir)
     obj.emit(published.to_dict(), f"pushed {published.image}")
+
+
+@azure.command("check-access")
+@click.option(
+    "--for", "purposes", multiple=True, type=click.Choice(["release", "schedule", "drift"]),
+    help="What to check for (repeatable) [all].",
+)  # fmt: skip
+@pass_context
+@reported
+def check_access(obj: Context, purposes: tuple[str, ...]) -> int | None:
+    """List every role assignment the settings need, and the command that grants each one that is missing."""
+    from diabetes_mlops.azure.access import PURPOSES, report
+    from diabetes_mlops.azure.access import check_access as check
+
+    found = check(obj.settings, purposes or PURPOSES)
+    data = {"needs": [need.to_dict() for need in found], "missing": sum(need.granted is False for need in found)}
+    missing = report(found)
+    if any(need.granted is False for need in found):
+        return obj.fail(data, f"{data['missing']} role assignments missing", missing)
+    obj.emit(data, missing or f"all {len(found)} role assignments are in place")
+    return None

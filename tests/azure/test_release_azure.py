@@ -89,6 +89,7 @@ def settings(tmp_path: Path) -> Settings:
         azure_deploy_timeout=60.0,
         scoring_key=KEY,
         smoke_timeout=30.0,
+        azure_check_access=False,  # this fake ARM has no workspace and no role assignments (tests/simazure has)
     )
 
 

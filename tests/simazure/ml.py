@@ -22,6 +22,7 @@ from tests.simazure.runner import BuildFailed, Venvs, leading_pip_install, requi
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
+    from tests.simazure.entra import Principal
     from tests.simazure.tracking import Tracking
 
 DATASTORE = "workspaceblobstore"
@@ -61,9 +62,15 @@ class SimAzureML(FakeAzureML):
         venvs: Venvs,
         tracking: Tracking,
         studio: str,
+        compute_identity: Principal,
+        storage_account: str,
+        tenant: str,
     ) -> None:
         super().__init__()
         self.studio = studio
+        self.compute_identity = compute_identity  # what a compute's system-assigned identity is here
+        self.storage_account = storage_account  # the workspace's storage account (its resource id)
+        self.tenant = tenant
         self.state_dir = state_dir
         self.container = container
         self.storage_suffix = storage_suffix
@@ -86,7 +93,18 @@ class SimAzureML(FakeAzureML):
         status, body = super()._workspace(call)
         body["location"] = self.region
         body["properties"]["mlFlowTrackingUri"] = self.tracking.uri
+        body["properties"]["storageAccount"] = self.storage_account
         return status, body
+
+    def _put_compute(self, call: Call) -> tuple[int, Any]:
+        """A compute asked for a system-assigned identity gets one (the cloud's compute identity): its principal
+        holds only the roles assigned to it."""
+        answer = super()._put_compute(call)
+        identity = answer[1].get("identity") or {}
+        if "SystemAssigned" in str(identity.get("type", "")):
+            identity.update(principalId=self.compute_identity.object_id, tenantId=self.tenant)
+            self.computes[answer[1]["name"]]["identity"] = identity
+        return answer
 
     def _datastore(self, call: Call) -> tuple[int, Any]:
         status, body = super()._datastore(call)

@@ -51,7 +51,11 @@ class Role:
 
 @cache
 def _pattern(action: str) -> re.Pattern[str]:
-    return re.compile(".*".join(map(re.escape, action.split("*"))), re.IGNORECASE)
+    """``*`` matches any run of characters, and a ``/*/`` segment also none: ``workspaces/*/read`` covers
+    ``workspaces/read``, as AzureML Data Scientist reads its workspace and (by its notActions
+    ``computes/*/write``) may not create a compute, as its description says."""
+    parts = [".*".join(map(re.escape, part.split("*"))) for part in action.split("/*/")]
+    return re.compile("/(?:.*/)?".join(parts), re.IGNORECASE)
 
 
 def builtin_roles() -> dict[str, Role]:

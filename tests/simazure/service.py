@@ -83,7 +83,7 @@ DOCUMENTED_ROLES = (
     ("jenkins", "AzureML Compute Operator", Scopes.workspace),
     ("jenkins", "AcrPush", Scopes.registry),
     ("jenkins", "Container Registry Tasks Contributor", Scopes.registry),
-    ("jenkins", "Contributor", Scopes.group),  # container groups: no narrower built-in role writes them
+    ("jenkins", "Azure Container Instances Contributor Role", Scopes.group),  # the QA container group
     ("jenkins", "Managed Identity Operator", Scopes.scoring_identity),
     ("jenkins", "Azure Kubernetes Service Cluster User Role", Scopes.cluster),
     ("jenkins", "Azure Kubernetes Service RBAC Writer", Scopes.namespace),
@@ -279,6 +279,9 @@ class SimAzure:
             self.venvs,
             self.tracking,
             self.ml_audience,
+            self.entra.compute_identity,
+            Scopes.storage,
+            TENANT,
         )
         self.transport = self.workspace.transport
         self.registries = Registries(
@@ -319,7 +322,15 @@ class SimAzure:
             f"system:serviceaccount:{AKS_NAMESPACE}:{SCORING_ACCOUNT}",
         )
         clusters = ManagedClusters({AKS_NAME: self.kube})
-        for part in (self.ops, self.registries, self.container_groups, clusters, self.tracking, self.identities):
+        for part in (
+            self.ops,
+            self.registries,
+            self.container_groups,
+            clusters,
+            self.tracking,
+            self.identities,
+            self.rbac,
+        ):
             part.install(self.transport)
         self.entra.install(self.transport, self.base_url)
         self.transport.on("GET", r"/metadata/endpoints", lambda call: (200, self.metadata(call)))
