@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
     from azure.mgmt.containerservice import ContainerServiceClient
 
     from diabetes_mlops.azure.clouds import Cloud
@@ -113,6 +114,15 @@ def container_registry_client(
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
     return ContainerRegistryManagementClient(*_arm_args(settings, credential), **_arm_kwargs(settings, client_kwargs))
+
+
+def container_registry_tasks_client(
+    settings: Settings, credential: TokenCredential | None = None, **client_kwargs: Any
+) -> ContainerRegistryTasksMgmtClient:
+    """ACR Tasks: the source upload URL, build runs and their logs."""
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+
+    return ContainerRegistryTasksMgmtClient(*_arm_args(settings, credential), **_arm_kwargs(settings, client_kwargs))
 
 
 def container_registry_data_client(

@@ -30,11 +30,10 @@ from diabetes_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
-    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
 
     from diabetes_mlops.config import Settings
 
-BUILD_API_VERSION = "2019-06-01-preview"  # the ACR API that still carries source upload and build runs
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # the user name ACR expects with an exchanged token
 RUN_DONE = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
 
@@ -119,7 +118,7 @@ def context_tarball(context: Path) -> bytes:
 
 
 def run_log_tail(
-    client: ContainerRegistryManagementClient, group: str, registry: str, run_id: str, lines: int = LOG_TAIL_LINES
+    client: ContainerRegistryTasksMgmtClient, group: str, registry: str, run_id: str, lines: int = LOG_TAIL_LINES
 ) -> str:
     """The last ``lines`` of an ACR run's log (from the SAS link ACR hands out, never shown), as a message's tail;
     a note instead when it cannot be read. A build log of the bundle holds no secrets, so nothing is stripped."""
@@ -135,23 +134,29 @@ def run_log_tail(
     return log_tail(text, lines) or "\n(the run's log is empty)"
 
 
+def _status(run: Any) -> str:
+    """A run's status as ACR writes it (``Succeeded``): the SDK's enum member's value, not its name."""
+    return str(getattr(run.status, "value", run.status))
+
+
 def build_with_acr(
     settings: Settings,
-    client: ContainerRegistryManagementClient,
+    client: ContainerRegistryTasksMgmtClient,
     context: Path,
     name: str,
     version: int,
     timeout: float = 1800.0,
     poll_seconds: float = 10.0,
     on_status: Callable[[str], None] | None = None,
-    **poller_kwargs: Any,
 ) -> ImageResult:
-    """Upload the context, schedule an ACR build-and-push run, wait for it; ``client`` on BUILD_API_VERSION."""
-    from azure.mgmt.containerregistry.v2019_06_01_preview.models import DockerBuildRequest, PlatformProperties
+    """Upload the context, schedule an ACR build-and-push run, wait for it."""
+    from azure.mgmt.containerregistrytasks.models import DockerBuildRequest, PlatformProperties
     from azure.storage.blob import BlobClient
 
     group, registry = require(settings.azure, "resource_group"), require(settings.azure, "acr_name")
     upload = client.registries.get_build_source_upload_url(group, registry)
+    if not upload.upload_url:
+        raise ImageBuildFailed(f"ACR {registry} gave no source upload URL")
     # The upload URL carries a SAS token: it is used, never printed.
     BlobClient.from_blob_url(upload.upload_url).upload_blob(context_tarball(context), overwrite=True)
     request = DockerBuildRequest(
@@ -162,9 +167,9 @@ def build_with_acr(
         platform=PlatformProperties(os="Linux", architecture="amd64"),
         timeout=int(timeout),
     )
-    run = client.registries.begin_schedule_run(group, registry, request, **poller_kwargs).result(timeout=timeout)
+    run = client.registries.schedule_run(group, registry, request)
     deadline = time.monotonic() + timeout
-    status, last = str(run.status), None
+    status, last = _status(run), None
     with progress.task(f"ACR build {run.run_id}"):
         while status not in RUN_DONE:
             progress.update(status)
@@ -175,7 +180,7 @@ def build_with_acr(
                 raise ImageBuildFailed(f"ACR run {run.run_id} still {status} after {timeout:.0f} s")
             time.sleep(poll_seconds)
             run = client.runs.get(group, registry, run.run_id)
-            status = str(run.status)
+            status = _status(run)
     if on_status is not None:
         on_status(status)
     if status != "Succeeded":
@@ -212,13 +217,13 @@ def publish_image(
     **client_kwargs: Any,
 ) -> ImageResult:
     """Build and push the bundle in ``context`` (with docker when it works here, else as an ACR build); by digest."""
-    from diabetes_mlops.azure.clients import container_registry_client, default_credential
+    from diabetes_mlops.azure.clients import container_registry_tasks_client, default_credential
 
     credential = credential or default_credential(settings)
     if docker_works():
         built = push_with_docker(settings, context, name, version, credential)
     else:
-        client = container_registry_client(settings, credential, api_version=BUILD_API_VERSION, **client_kwargs)
+        client = container_registry_tasks_client(settings, credential, **client_kwargs)
         built = build_with_acr(settings, client, context, name, version)
     digest_ref = image_by_digest(settings, name, version, credential, **client_kwargs)
     if digest_ref is None:

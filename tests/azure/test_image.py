@@ -16,11 +16,10 @@ import pytest
 from azurite import ACCOUNT_KEY
 from fakes import Call, FakeCredential, FakeTransport
 
-from diabetes_mlops.azure.clients import container_registry_client
+from diabetes_mlops.azure.clients import container_registry_tasks_client
 from diabetes_mlops.azure.clouds import KNOWN_CLOUDS
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.deploy.image import (
-    BUILD_API_VERSION,
     ImageBuildFailed,
     acr_refresh_token,
     build_with_acr,
@@ -29,6 +28,7 @@ from diabetes_mlops.deploy.image import (
 )
 
 SUB = "00000000-0000-0000-0000-000000000004"
+TASKS_API_VERSION = "2025-03-01-preview"  # ACR Tasks' own SDK, azure-mgmt-containerregistrytasks
 ACR = f"/subscriptions/{SUB}/resourceGroups/rg-img/providers/Microsoft.ContainerRegistry/registries/acrmlops"
 
 
@@ -85,7 +85,7 @@ def _acr(upload_url: str, statuses: list[str]) -> FakeTransport:
 def test_acr_build_uploads_the_context_and_schedules_a_docker_build(settings, context, container) -> None:
     upload_url = _upload_url(container)
     arm = _acr(upload_url, ["Running", "Succeeded"])
-    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+    client = container_registry_tasks_client(settings, FakeCredential(), transport=arm)
     statuses: list[str] = []
 
     result = build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0, on_status=statuses.append)
@@ -94,13 +94,11 @@ def test_acr_build_uploads_the_context_and_schedules_a_docker_build(settings, co
     assert result.method == "acr-build" and result.run_id == "ca1"
     assert statuses == ["Queued", "Running", "Succeeded"]
     (schedule,) = arm.find("POST", rf"{ACR}/scheduleRun")
-    assert schedule.api_version == BUILD_API_VERSION
+    assert schedule.api_version == TASKS_API_VERSION
     assert schedule.body == {
         "type": "DockerBuildRequest",
-        "isArchiveEnabled": False,
         "imageNames": ["diabetes:3"],
         "isPushEnabled": True,
-        "noCache": False,
         "dockerFilePath": "Dockerfile",
         "platform": {"os": "Linux", "architecture": "amd64"},
         "timeout": 1800,
@@ -116,7 +114,7 @@ def test_acr_build_uploads_the_context_and_schedules_a_docker_build(settings, co
 
 def test_a_failed_acr_run_is_an_error(settings, context, container) -> None:
     arm = _acr(_upload_url(container), ["Failed"])
-    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+    client = container_registry_tasks_client(settings, FakeCredential(), transport=arm)
     with pytest.raises(ImageBuildFailed, match="ACR run ca1 ended Failed"):
         build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
 
@@ -139,7 +137,7 @@ def test_a_failed_acr_run_shows_its_error_and_the_tail_of_its_log(settings, cont
     arm.on("GET", rf"{ACR}/runs/ca1", (200, {"id": f"{ACR}/runs/ca1", "name": "ca1", "properties": failed}))
     link = f"{container.url}/logs/ca1/rawtext.log?{sas}"
     arm.on("POST", rf"{ACR}/runs/ca1/listLogSasUrl", (200, {"logLink": link}))
-    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+    client = container_registry_tasks_client(settings, FakeCredential(), transport=arm)
 
     with pytest.raises(ImageBuildFailed) as info:
         build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
@@ -150,13 +148,13 @@ def test_a_failed_acr_run_shows_its_error_and_the_tail_of_its_log(settings, cont
     assert lines[1] == "The last 40 lines of its log:" and lines[2:] == [f"line {n}" for n in range(61, 101)]
     assert sas not in message  # the link is used, never shown
     (asked,) = arm.find("POST", rf"{ACR}/runs/ca1/listLogSasUrl")
-    assert asked.api_version == BUILD_API_VERSION
+    assert asked.api_version == TASKS_API_VERSION
 
 
 def test_a_failed_acr_run_whose_log_cannot_be_read_still_fails_clearly(settings, context, container) -> None:
     arm = _acr(_upload_url(container), ["Failed"])
     arm.on("POST", rf"{ACR}/runs/ca1/listLogSasUrl", (404, {"error": {"code": "NotFound", "message": "no run"}}))
-    client = container_registry_client(settings, FakeCredential(), transport=arm, api_version=BUILD_API_VERSION)
+    client = container_registry_tasks_client(settings, FakeCredential(), transport=arm)
     with pytest.raises(ImageBuildFailed, match=r"ended Failed; see its log .*\n\(its log could not be read: "):
         build_with_acr(settings, client, context, "diabetes", 3, poll_seconds=0)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from diabetes_mlops.azure.clients import container_registry_client
+from diabetes_mlops.azure.clients import container_registry_tasks_client
 from diabetes_mlops.config import Settings
 from diabetes_mlops.deploy import bundle
-from diabetes_mlops.deploy.image import BUILD_API_VERSION, ImageBuildFailed
+from diabetes_mlops.deploy.image import ImageBuildFailed
 from diabetes_mlops.deploy.targets.azure import AzureTarget
 from diabetes_mlops.deploy.targets.base import Published
 from diabetes_mlops.registry.local import LocalRegistry
@@ -170,7 +170,7 @@ def last_run(simazure: SimAzure, settings: Settings) -> tuple[Any, str]:
     """The registry's last run and its log, read through the SDK as the kit reads it (listLogSasUrl's link)."""
     from azure.storage.blob import BlobClient
 
-    client = container_registry_client(settings, api_version=BUILD_API_VERSION)
+    client = container_registry_tasks_client(settings)
     group, registry = settings.azure.resource_group, settings.azure.acr_name
     run = client.runs.get(group, registry, max(simazure.registries.runs, key=lambda r: int(r[2:])))
     link = client.runs.get_log_sas_url(group, registry, run.run_id).log_link
