@@ -43,7 +43,8 @@ class FakeAzureML:
         t.on("PUT", rf"{ws}/components/(?P<n>[^/]+)/versions/(?P<v>[^/]+)", self._put_component)
         t.on("PUT", rf"{ws}/jobs/(?P<n>[^/]+)", self._put_job)
         t.on("GET", rf"{ws}/jobs/(?P<n>[^/]+)", self._get_job)
-        t.on("POST", rf"{ws}/jobs/(?P<n>[^/]+)/cancel", lambda c: (202, {}))
+        t.on("POST", rf"{ws}/jobs/(?P<n>[^/]+)/cancel", self._cancel_job)
+        t.on("GET", r"/operations/job-cancel/(?P<n>[^/]+)", self._cancel_status)
         t.on("GET", rf"{ws}/computes/(?P<n>[^/]+)", self._get_compute)
         t.on("PUT", rf"{ws}/computes/(?P<n>[^/]+)", self._put_compute)
         t.on("GET", r"/operations/compute-create", lambda c: (200, {"status": "Succeeded"}))
@@ -165,6 +166,25 @@ class FakeAzureML:
             return 404, {"error": {"code": "UserError", "message": "job not found"}}
         self.jobs[name]["properties"]["status"] = next(self._status_iters[name])
         return 200, copy.deepcopy(self.jobs[name])
+
+    def _cancel_job(self, call: Call) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        """Jobs_Cancel: 202 and a ``Location`` to poll, as Azure ML answers; the job ends Canceled."""
+        name = self._part(call, -2)
+        if name not in self.jobs:
+            return 404, {"error": {"code": "UserError", "message": "job not found"}}
+        self._cancel(name)
+        location = f"https://management.azure.com/operations/job-cancel/{name}"
+        return 202, b"", {"Location": location, "Retry-After": "1"}
+
+    def _cancel(self, name: str) -> None:
+        self._status_iters[name] = itertools.repeat("Canceled")
+
+    def _cancel_status(self, call: Call) -> tuple[int, Any]:
+        """The cancel's ``Location``: 202 while the job is still stopping, 200 once it has."""
+        return (200, {}) if self._canceled(self._part(call, -1)) else (202, {})
+
+    def _canceled(self, name: str) -> bool:
+        return True
 
     # computes -------------------------------------------------------------------------------------
     def _get_compute(self, call: Call) -> tuple[int, Any]:

@@ -151,7 +151,7 @@ def test_deploy_creates_the_group_by_digest_waits_and_reads_the_fqdn(settings, a
     assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000, "scheme": "http"}
     assert put.body["tags"] == {"managed-by": "diabetes-mlops", "model": "diabetes:3"}
     (listing,) = aci.transport.find("POST", rf"{ACR}/listCredentials")
-    assert listing.api_version == "2025-04-01"
+    assert listing.api_version == "2025-11-01"  # azure-mgmt-containerregistry 15.0
     assert aci.transport.unmatched == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 import threading
 import traceback
 import uuid
@@ -86,6 +87,7 @@ class SimAzureML(FakeAzureML):
         self._hiccups: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # a running job's command, which cancel kills
 
     # --- what the service reports -------------------------------------------------------------------
 
@@ -164,6 +166,19 @@ class SimAzureML(FakeAzureML):
             return 404, {"error": {"code": "UserError", "message": f"job {name} not found"}}
         return 200, self._job_answer(name)
 
+    def _cancel(self, name: str) -> None:
+        """Stop the job's command, if it runs: the job ends Canceled (not Failed)."""
+        with self._lock:
+            if self.status.get(name) in ("Completed", "Failed", "Canceled"):
+                return
+            self.status[name] = "CancelRequested"
+            process = self.processes.get(name)
+        if process is not None:
+            process.kill()
+
+    def _canceled(self, name: str) -> bool:
+        return self.status.get(name) != "CancelRequested"
+
     def _job_answer(self, name: str) -> dict[str, Any]:
         body = copy.deepcopy(self.jobs[name])
         status = self.status[name]
@@ -182,7 +197,10 @@ class SimAzureML(FakeAzureML):
 
     def _set(self, name: str, status: str) -> None:
         with self._lock:
-            self.status[name] = status
+            if self.status.get(name) == "CancelRequested":
+                status = "Canceled"  # whatever the command did once it was told to stop
+            if self.status.get(name) != "Canceled":
+                self.status[name] = status
 
     def _run(self, name: str, props: dict[str, Any]) -> None:
         self._set(name, "Queued")
@@ -258,7 +276,6 @@ class SimAzureML(FakeAzureML):
         workdir: Path,
     ) -> dict[str, str]:
         """Run one command job or pipeline step; the datastore URIs of its outputs."""
-        import subprocess
 
         values: dict[tuple[str, str], str] = {}
         for key, spec in (props.get("inputs") or {}).items():
@@ -294,19 +311,21 @@ class SimAzureML(FakeAzureML):
         env.update(self.tracking.job_env(experiment_id, experiment, run_id))
         logs = workdir / "user_logs"
         logs.mkdir(parents=True, exist_ok=True)
+        if self.status.get(name) in ("CancelRequested", "Canceled"):
+            raise JobError(f"{name} was canceled before its command started")
         with open(logs / "std_log.txt", "ab") as log:
-            done = subprocess.run(
-                ["bash", "-c", rest],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=JOB_TIMEOUT_SECONDS,
-                check=False,
-            )
-        self.tracking.end_run(run_id, "FINISHED" if done.returncode == 0 else "FAILED")
-        if done.returncode != 0:
-            raise JobError(f"{name}: the command exited {done.returncode}; see user_logs/std_log.txt")
+            process = subprocess.Popen(["bash", "-c", rest], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+            with self._lock:
+                self.processes[name] = process
+            try:
+                code = process.wait(timeout=JOB_TIMEOUT_SECONDS)
+            finally:
+                process.kill()
+                with self._lock:
+                    self.processes.pop(name, None)
+        self.tracking.end_run(run_id, "FINISHED" if code == 0 else "FAILED")
+        if code != 0:
+            raise JobError(f"{name}: the command exited {code}; see user_logs/std_log.txt")
         for key, uri in outputs.items():
             self._upload(workdir / "outputs" / key, uri)
         return outputs

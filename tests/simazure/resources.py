@@ -19,7 +19,7 @@ from fakes import Call, FakeTransport
 
 from tests.simazure.containers import Container, ImageError, Images, Runtime, in_background, wait_ready
 from tests.simazure.entra import TokenRefused
-from tests.simazure.restarts import Supervised
+from tests.simazure.restarts import Supervised, timestamp
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -62,14 +62,17 @@ class Operations:
 
     def start(self) -> tuple[str, dict[str, str]]:
         op = uuid.uuid4().hex
-        self.status[op] = {"status": "InProgress"}
-        return op, {"Azure-AsyncOperation": f"{self.base_url}/operations/{op}", "Retry-After": "1"}
+        url = f"{self.base_url}/operations/{op}"
+        # ARM's asynchronous operation resource: id, name, status, start time (end time and error once done).
+        self.status[op] = {"id": url, "name": op, "status": "InProgress", "startTime": timestamp()}
+        return op, {"Azure-AsyncOperation": url, "Retry-After": "1"}
 
     def finish(self, op: str, error: str | None = None) -> None:
+        done = {**self.status[op], "endTime": timestamp(), "percentComplete": 100.0}
         if error is None:
-            self.status[op] = {"status": "Succeeded"}
+            self.status[op] = {**done, "status": "Succeeded"}
         else:
-            self.status[op] = {"status": "Failed", "error": {"code": "DeploymentFailed", "message": error}}
+            self.status[op] = {**done, "status": "Failed", "error": {"code": "DeploymentFailed", "message": error}}
 
     def install(self, transport: FakeTransport) -> None:
         transport.on("GET", r"/operations/(?P<op>[0-9a-f]{32})", self._get)

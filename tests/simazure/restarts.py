@@ -21,7 +21,8 @@ BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 POLICIES = ("Always", "OnFailure", "Never")
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, as Azure writes times in its answers."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -50,14 +51,14 @@ class Supervised:
         container = self._start()
         with self._lock:
             self.container = container
-            self.current = {"state": "Running", "startTime": _now(), "detailStatus": ""}
+            self.current = {"state": "Running", "startTime": timestamp(), "detailStatus": ""}
         self._event("Started", "Started container", "Normal")
         self._on_start(container)
         return container
 
     def _event(self, name: str, message: str, kind: str) -> None:
         """Events are counted by name and message, as Kubernetes (under ACI) aggregates them."""
-        now = _now()
+        now = timestamp()
         with self._lock:
             found = self.events.setdefault(
                 f"{name}\0{message}",
@@ -73,7 +74,7 @@ class Supervised:
             if self._stopped.is_set():
                 return
             with self._lock:
-                ended = {**self.current, "state": "Terminated", "exitCode": code, "finishTime": _now()}
+                ended = {**self.current, "state": "Terminated", "exitCode": code, "finishTime": timestamp()}
                 ended["detailStatus"] = "Completed" if code == 0 else "Error"
                 self.previous = ended
             if self.policy == "Never" or (self.policy == "OnFailure" and code == 0):

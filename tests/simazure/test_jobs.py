@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import subprocess
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -20,8 +21,8 @@ from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
 from diabetes_mlops import tracking
 from diabetes_mlops.azure.artifacts import DatastoreFiles
 from diabetes_mlops.azure.clients import CONFIG_FILE_FIELDS, default_credential, ml_client
+from diabetes_mlops.azure.jobs import JobFailed, wait_for_job, wheel_entries
 from diabetes_mlops.azure.jobs import environment as kit_environment
-from diabetes_mlops.azure.jobs import wait_for_job, wheel_entries
 from diabetes_mlops.azure.training import train_on_azure
 from diabetes_mlops.config import Settings, load_settings
 from diabetes_mlops.data import FEATURES, load_builtin
@@ -216,3 +217,24 @@ def test_a_job_name_in_use_is_refused_unless_only_what_azure_ml_lets_change_chan
     assert "A job with this name already exists" in refused.value.message
     assert wait_for_job(client, job.name, timeout=600, poll_seconds=0.5) == "Completed"
     assert simazure.workspace.job_log(job.name).split() == ["one"]  # it ran once, as first submitted
+
+
+def test_a_job_out_of_time_is_cancelled_and_ends_canceled(
+    simazure: SimAzure, azure_settings: Settings, tmp_path: Path
+) -> None:
+    """The kit cancels a job that outlives azure_job_timeout; Azure ML answers 202 with a Location to poll, stops
+    the command and the job ends Canceled, not Failed."""
+    settings = dataclasses.replace(azure_settings, azure=dataclasses.replace(azure_settings.azure, job_timeout=1.0))
+    client = ml_client(settings, enable_telemetry=False)
+    files = DatastoreFiles.from_workspace(client, default_credential(settings))
+    with pytest.raises(JobFailed, match=r"still \w+ after 1 s: cancelled"):
+        train_on_azure(settings, client, files, tmp_path / "run", poll_seconds=0.2)
+    (cancel,) = simazure.transport.find("POST", r".*/jobs/(?P<n>[^/]+)/cancel")
+    name = cancel.path.split("/")[-2]
+    deadline = time.monotonic() + 60
+    while simazure.workspace.status[name] != "Canceled" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert simazure.workspace.status[name] == "Canceled" and name not in simazure.workspace.processes
+    poller = client.jobs.begin_cancel(name)  # the Location poll: done once the job has stopped
+    poller.result(timeout=30)
+    assert poller.done()
