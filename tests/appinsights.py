@@ -19,11 +19,20 @@ QUIET = {
 
 
 class Ingestion:
-    """The ``/v2.1/track`` endpoint on a free loopback port; ``items`` are the telemetry items received."""
+    """The ``/v2.1/track`` endpoint on a free loopback port; ``items`` are the telemetry items it accepted.
 
-    def __init__(self) -> None:
+    ``answers`` are the statuses of the next posts, as the service answers when it is busy: 429 (throttled, with
+    ``Retry-After``: nothing accepted), 206 (partial: the batch's request items refused with a retriable 500,
+    the others accepted), 503; then 200 for every post. ``answered`` lists the status of each post, ``refused`` the
+    items refused.
+    """
+
+    def __init__(self, answers: list[int] | None = None) -> None:
         self.items: list[dict[str, Any]] = []
-        items = self.items
+        self.answered: list[int] = []
+        self.refused: list[dict[str, Any]] = []  # the items a post was refused, to be sent again
+        pending = list(answers or [])
+        items, answered, refused_items, lock = self.items, self.answered, self.refused, threading.Lock()
 
         class Track(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -31,9 +40,21 @@ class Ingestion:
                 if self.headers.get("Content-Encoding") == "gzip":
                     raw = gzip.decompress(raw)
                 batch = json.loads(raw)
-                items.extend({"path": self.path, **item} for item in batch)
-                body = json.dumps({"itemsReceived": len(batch), "itemsAccepted": len(batch), "errors": []}).encode()
-                self.send_response(200)
+                with lock:
+                    status = pending.pop(0) if pending else 200
+                    answered.append(status)
+                partial = {i for i, item in enumerate(batch) if item["data"]["baseType"] == "RequestData"}
+                refused = partial if status == 206 else (set(range(len(batch))) if status != 200 else set())
+                with lock:
+                    items.extend({"path": self.path, **item} for i, item in enumerate(batch) if i not in refused)
+                    refused_items.extend(batch[i] for i in sorted(refused))
+                errors = [{"index": i, "statusCode": 500 if status == 206 else status, "message": "busy"}
+                          for i in sorted(refused)]  # fmt: skip
+                accepted = len(batch) - len(refused)
+                body = json.dumps({"itemsReceived": len(batch), "itemsAccepted": accepted, "errors": errors}).encode()
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -53,8 +53,10 @@ def registry_credential(
             "or enable the registry's admin user"
         )
     creds = registry_client.registries.list_credentials(
-        require(settings.azure, "resource_group"), settings.azure.acr_name
+        require(settings.azure, "resource_group"), require(settings.azure, "acr_name")
     )
+    if not creds.passwords:
+        raise ConfigError(f"ACR {settings.azure.acr_name} has no admin password: enable its admin user")
     return ImageRegistryCredential(server=server, username=creds.username, password=creds.passwords[0].value)
 
 

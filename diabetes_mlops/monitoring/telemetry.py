@@ -15,6 +15,7 @@ import functools
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TRACER_NAME = "diabetes_mlops.serving"
+TELEMETRY_RETRY_DIR = "telemetry-retry"  # under the service's home: what Application Insights refused for now
 # Probes and scrapes are no one's scoring requests: liveness and readiness probes (ours and the Open Inference
 # Protocol's, every few seconds per replica on AKS, plus the image's HEALTHCHECK) and Prometheus would be most
 # of the Request items, billed by volume, would flatten the request rate and failure charts, and would spend
@@ -68,17 +70,23 @@ class Telemetry:
         return ok
 
 
-def configure_telemetry(service_name: str, live_metrics: bool = False) -> Telemetry | None:
+def configure_telemetry(
+    service_name: str, live_metrics: bool = False, retry_dir: Path | None = None
+) -> Telemetry | None:
     """Send traces and metrics to Application Insights when the connection string is set; else None.
 
     Live metrics stream each request's details to a second endpoint: off unless the ``live_metrics`` setting
-    asks for them."""
+    asks for them. What Application Insights refuses for now (429, 503, or the items a 206 names as retriable)
+    the exporter keeps in ``retry_dir`` and sends again later: by this process, or by the next one with the same
+    directory (the service's home), so a restart loses none of it."""
     connection_string = os.environ.get(CONNECTION_STRING_ENV, "").strip()
-    return _configure(connection_string, service_name, live_metrics) if connection_string else None
+    if not connection_string:
+        return None
+    return _configure(connection_string, service_name, live_metrics, str(retry_dir) if retry_dir else None)
 
 
 @functools.cache  # OpenTelemetry's providers can be set once per process
-def _configure(connection_string: str, service_name: str, live_metrics: bool) -> Telemetry:
+def _configure(connection_string: str, service_name: str, live_metrics: bool, retry_dir: str | None) -> Telemetry:
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -87,6 +95,7 @@ def _configure(connection_string: str, service_name: str, live_metrics: bool) ->
         connection_string=connection_string,
         resource=Resource.create({SERVICE_NAME: service_name}),
         enable_live_metrics=live_metrics,
+        **({"storage_directory": retry_dir} if retry_dir else {}),
     )
     meter = metrics.get_meter(TRACER_NAME)
     return Telemetry(

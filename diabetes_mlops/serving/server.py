@@ -28,7 +28,7 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
     """Load and verify the model in ``model_dir`` and build the app around its scorer, traced when telemetry is on."""
     from diabetes_mlops.monitoring.logger import ScoringLogger
     from diabetes_mlops.monitoring.sinks import open_log_sink
-    from diabetes_mlops.monitoring.telemetry import configure_telemetry
+    from diabetes_mlops.monitoring.telemetry import TELEMETRY_RETRY_DIR, configure_telemetry
     from diabetes_mlops.serving.app import create_app
     from diabetes_mlops.serving.metrics import ServiceMetrics
     from diabetes_mlops.serving.model import ServedModel
@@ -47,7 +47,7 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
     config = ServiceConfig(
         settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
     )
-    telemetry = configure_telemetry("diabetes-scoring", settings.live_metrics)
+    telemetry = configure_telemetry("diabetes-scoring", settings.live_metrics, settings.home / TELEMETRY_RETRY_DIR)
     app = create_app(Scorer(served, config, logger, telemetry, ServiceMetrics(logger)))
     # Outside the app, so the 500 that Starlette's outermost error handler answers is traced with its code.
     return app if telemetry is None else telemetry.instrument(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from diabetes_mlops.data import FEATURES
 from diabetes_mlops.monitoring.store import LocalLogStore
@@ -144,3 +146,53 @@ def test_the_serving_process_maps_no_library_scoring_does_not_need(server: Serve
     assert "/numpy/" in maps
     for library in ("sklearn", "scipy", "pandas", "pyarrow", "matplotlib"):
         assert f"/{library}/" not in maps and f"/{library}.libs/" not in maps, library
+
+
+def _refused_run(start_server: Callable[..., Server], tmp_path: Path, answer: int) -> tuple[Ingestion, Server]:
+    """Five scored requests while Application Insights answers its first post with ``answer``, then stop."""
+    ingestion = Ingestion(answers=[answer])
+    # Spans leave in batches every 200 ms, so the refused batch goes (and is refused) before the next.
+    server = start_server({**ingestion.env, "TMPDIR": str(tmp_path), "OTEL_BSP_SCHEDULE_DELAY": "200"})
+    first = [httpx.post(f"{server.url}/score", json=PAYLOAD) for _ in range(4)]
+    deadline = time.monotonic() + 30
+    while not ingestion.answered and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ingestion.answered[:1] == [answer]
+    started = time.monotonic()
+    second = httpx.post(f"{server.url}/score", json=PAYLOAD)
+    assert time.monotonic() - started < 2 and all(r.status_code == 200 for r in [*first, second])  # never waits
+    server.stop()  # a graceful stop exports the last batch
+    return ingestion, server
+
+
+@pytest.mark.parametrize("answer", [429, 503])
+def test_telemetry_application_insights_throttles_is_sent_again_once_it_accepts(
+    start_server: Callable[..., Server], tmp_path: Path, answer: int
+) -> None:
+    """Throttled (429) or unavailable (503): the exporter keeps the batch and sends it with the next one."""
+    ingestion, _ = _refused_run(start_server, tmp_path, answer)
+    try:
+        requests = [r["data"]["baseData"]["id"] for r in ingestion.of_type("RequestData")]
+        assert len(requests) == 5 and len(set(requests)) == 5, ingestion.answered
+        again = {r["data"]["baseData"]["id"] for r in ingestion.refused if r["data"]["baseType"] == "RequestData"}
+        assert again and again <= set(requests)  # refused, then accepted on a later post
+    finally:
+        ingestion.close()
+
+
+def test_telemetry_items_a_partial_answer_refuses_wait_on_disk_in_the_services_home(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A 206 naming items as retriable: the exporter leases them for a minute before it sends them again; a
+    stop within that minute leaves them in <home>/telemetry-retry, where the next start finds them."""
+    ingestion, server = _refused_run(start_server, tmp_path, 206)
+    try:
+        refused = {r["data"]["baseData"]["id"] for r in ingestion.refused if r["data"]["baseType"] == "RequestData"}
+        accepted = {r["data"]["baseData"]["id"] for r in ingestion.of_type("RequestData")}
+        assert refused and not refused & accepted and len(refused | accepted) == 5
+        kept = "".join(
+            p.read_text(errors="replace") for p in (server.settings.home / "telemetry-retry").rglob("*.blob*")
+        )
+        assert all(request_id in kept for request_id in refused)
+    finally:
+        ingestion.close()
