@@ -32,8 +32,9 @@ from urllib.parse import parse_qs
 from fake_kube import FakeKube
 from fake_kube import _status as kube_status
 
-from tests.simazure.containers import Container, in_background, wait_ready
+from tests.simazure.containers import in_background, wait_ready
 from tests.simazure.entra import EXCHANGE_AUDIENCE, TokenRefused, sign
+from tests.simazure.restarts import Supervised
 from tests.simazure.tls import serve_tls
 
 if TYPE_CHECKING:
@@ -80,10 +81,11 @@ class SimKube(FakeKube):
         self.ca_file = ca_file
         self.runtime = runtime
         self.gateway = gateway
-        self.pods: dict[str, list[tuple[int, Container]]] = {}  # deployment path -> (generation, pod)
+        self.pods: dict[str, list[tuple[int, Supervised]]] = {}  # deployment path -> (generation, pod)
         self.observed: dict[str, int] = {}
         self.failures: dict[str, str] = {}
-        self.stalled: dict[str, list[Container]] = {}  # deployment path -> the pods of its stalled rollout
+        # deployment path -> the pods of its stalled rollout, restarted (policy Always) as the kubelet does
+        self.stalled: dict[str, list[Supervised]] = {}
         self._pods_lock = threading.Lock()
 
     @property
@@ -204,21 +206,24 @@ class SimKube(FakeKube):
         namespace = deployment["metadata"]["namespace"]
         template = deployment["spec"]["template"]
         spec = template["spec"]["containers"][0]
-        new: list[Container] = []
+        new: list[Supervised] = []
         try:
             for _ in range(deployment["spec"].get("replicas", 1)):
                 env = {**self._workload_identity(namespace, template), **self._env(namespace, spec)}
-                pod = self.runtime.start(spec["image"], env)
+                # The kubelet restarts a pod's container whenever it exits (restartPolicy Always).
+                pod = Supervised(lambda env=env: self.runtime.start(spec["image"], env), "Always", lambda _: None)
                 new.append(pod)
-                if not wait_ready(pod):
+                if not wait_ready(pod.begin()):
                     raise RuntimeError(f"pod of {spec['image']} never became ready")
         except Exception as exc:  # the rollout stalls, as a crash-looping pod makes it; the old pods serve on
             self.failures[path] = str(exc)
-            for pod in new:
-                pod.stop()
             with self._pods_lock:
+                earlier = self.stalled.pop(path, [])
                 self.stalled[path] = new
+            for pod in earlier:
+                pod.stop()
             return
+        stalled_before: list[Supervised] = []
         with self._pods_lock:
             if self.objects[path]["metadata"]["generation"] != generation:
                 old, new_pods = new, []  # a newer apply came in meanwhile: this one is already stale
@@ -227,14 +232,15 @@ class SimKube(FakeKube):
                 new_pods = [(generation, pod) for pod in new]
                 self.pods[path] = new_pods
                 self.observed[path] = generation
-                self.stalled.pop(path, None)
+                stalled_before = self.stalled.pop(path, [])
         if new_pods:
             self._route_services(namespace, new_pods[0][1].port)
-        for pod in old:
+        for pod in [*old, *stalled_before]:
             pod.stop()
 
     def _pod_answer(self, path: str, query: str) -> tuple[int, Any]:
-        """``GET .../pods`` (a PodList, by ``labelSelector`` ``app=``) or ``GET .../pods/{name}/log``."""
+        """``GET .../pods`` (a PodList, by ``labelSelector`` ``app=``) or ``GET .../pods/{name}/log`` (``tailLines``,
+        ``previous``: the run before the last restart)."""
         found = POD_PATH.fullmatch(path)
         assert found is not None
         namespace, name = found["namespace"], found["name"]
@@ -244,41 +250,43 @@ class SimKube(FakeKube):
             wanted = dict(part.split("=", 1) for part in params.get("labelSelector", [""])[0].split(",") if part)
             items = [pod for pod, _ in pods if wanted.items() <= pod["metadata"]["labels"].items()]
             return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
-        container = next((c for pod, c in pods if pod["metadata"]["name"] == name), None)
-        if container is None:
+        running = next((r for pod, r in pods if pod["metadata"]["name"] == name), None)
+        if running is None:
             return 404, kube_status(404, "NotFound", f'pods "{name}" not found')
-        log = container.root / "container.log"
-        lines = log.read_text(errors="replace").splitlines(keepends=True) if log.is_file() else []
-        tail = int(params.get("tailLines", ["0"])[0]) or len(lines)
-        return 200, "".join(lines[-tail:])
+        tail = int(params.get("tailLines", ["0"])[0]) or None
+        return 200, running.logs(tail, previous=params.get("previous") == ["true"])
 
-    def _pods_of(self, namespace: str) -> list[tuple[dict[str, Any], Container]]:
-        """The namespace's pods as the API shows them. Pods are not restarted here: one whose process ended
-        shows as waiting in CrashLoopBackOff, its last run's exit code in ``lastState``."""
+    def _pods_of(self, namespace: str) -> list[tuple[dict[str, Any], Supervised]]:
+        """The namespace's pods as the API shows them: the serving ones, and a stalled rollout's, which the
+        kubelet restarts (``restartCount``, waiting in ``CrashLoopBackOff``, the last exit in ``lastState``)."""
         out = []
         with self._pods_lock:
-            groups = [(p, [c for _, c in pods]) for p, pods in self.pods.items()] + list(self.stalled.items())
-        for path, containers in groups:
+            groups = [(p, [pod for _, pod in pods]) for p, pods in self.pods.items()] + list(self.stalled.items())
+        for path, runs in groups:
             deployment = self.objects.get(path)
             if deployment is None or deployment["metadata"].get("namespace") != namespace:
                 continue
             labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
-            for container in containers:
-                code = container.process.poll()
-                status: dict[str, Any] = {"name": "scoring", "ready": code is None and container.ready(),
-                                          "restartCount": 0, "image": container.image,
-                                          "imageID": container.image}  # fmt: skip
-                if code is None:
-                    status["state"] = {"running": {}}
+            for run in runs:
+                view, container = run.view(), run.container
+                assert container is not None
+                state = view["currentState"]
+                status: dict[str, Any] = {"name": "scoring", "restartCount": view["restartCount"],
+                                          "ready": state["state"] == "Running" and container.ready(),
+                                          "image": container.image, "imageID": container.image}  # fmt: skip
+                if state["state"] == "Running":
+                    status["state"] = {"running": {"startedAt": state["startTime"]}}
                 else:
                     status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
-                    status["lastState"] = {"terminated": {"exitCode": code, "reason": "Error"}}
-                name = f"{deployment['metadata']['name']}-{container.root.name.removeprefix('c-')}"
+                previous = view.get("previousState")
+                if previous is not None:
+                    status["lastState"] = {"terminated": {"exitCode": previous["exitCode"], "reason": "Error"}}
+                name = f"{deployment['metadata']['name']}-{run.pod_id}"
                 pod = {
                     "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
                     "status": {"phase": "Running", "containerStatuses": [status]},
                 }
-                out.append((pod, container))
+                out.append((pod, run))
         return out
 
     def _route_services(self, namespace: str, port: int) -> None:

@@ -34,21 +34,26 @@ class Supervised:
         self.policy = policy
         self._on_start = on_start
         self.container: Container | None = None
+        self.last: Container | None = None  # the run before the current one (``kubectl logs --previous``)
         self.restart_count = 0
         self.current: dict[str, Any] = {"state": "Waiting", "detailStatus": "ContainerCreating"}
         self.previous: dict[str, Any] | None = None
         self.events: dict[str, dict[str, Any]] = {}
+        self._first_id = ""
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
-    def begin(self) -> Container:
-        """Start the container (raising as the runtime does when it cannot) and watch it from then on."""
-        container = self._run()
+    def begin(self, started: Container | None = None) -> Container:
+        """Start the container (raising as the runtime does when it cannot), or take one ``started`` already,
+        and watch it from then on."""
+        container = self._run(started)
         threading.Thread(target=self._watch, daemon=True).start()
         return container
 
-    def _run(self) -> Container:
-        container = self._start()
+    def _run(self, started: Container | None = None) -> Container:
+        container = started or self._start()
+        if not self._first_id:
+            self._first_id = container.root.name.removeprefix("c-")
         with self._lock:
             self.container = container
             self.current = {"state": "Running", "startTime": timestamp(), "detailStatus": ""}
@@ -88,11 +93,31 @@ class Supervised:
             if self._stopped.wait(delay):
                 return
             self.restart_count += 1
+            self.last = container
             try:
                 self._run()
             except Exception as exc:  # the image went away: the container waits, as Azure's would
                 self._event("Failed", f"Failed to start container: {exc}", "Warning")
                 return
+
+    @property
+    def image(self) -> str:
+        assert self.container is not None
+        return self.container.image
+
+    @property
+    def port(self) -> int:
+        """Where the current run listens (a restart listens on a new loopback port)."""
+        assert self.container is not None
+        return self.container.port
+
+    @property
+    def pod_id(self) -> str:
+        """A name part that stays the same across restarts: the first run's."""
+        return self._first_id
+
+    def ready(self) -> bool:
+        return self.container is not None and self.container.ready()
 
     @property
     def state(self) -> str:
@@ -114,9 +139,9 @@ class Supervised:
                 out["previousState"] = dict(self.previous)
             return out
 
-    def logs(self, tail: int | None = None) -> str:
-        """The current run's output, its last ``tail`` lines when asked."""
-        container = self.container
+    def logs(self, tail: int | None = None, previous: bool = False) -> str:
+        """The current run's output (or the one before, with ``previous``), its last ``tail`` lines when asked."""
+        container = self.last if previous else self.container
         if container is None:
             return ""
         path = container.root / "container.log"
