@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -254,5 +255,8 @@ def test_every_vendored_file_is_copied_unchanged_and_listed() -> None:
     assert vendored
     for relative in vendored:
         assert f"`{relative}`" in source, f"{relative} is not in specs/SOURCE.md"
-        if subset.is_dir():
+        size = (SPECS_DIR / relative).stat().st_size
+        if subset.is_dir() and (subset / relative).is_file():
             assert (subset / relative).read_bytes() == (SPECS_DIR / relative).read_bytes(), relative
+        else:  # copied from upstream: listed with its size and the commit it was read at
+            assert re.search(rf"`{re.escape(relative)}` \({size}; upstream `[0-9a-f]{{40}}`\)", source), relative
