@@ -193,7 +193,7 @@ def test_fixed_segments_match_whatever_their_case(specs: Specs) -> None:
 @pytest.mark.parametrize(
     ("method", "url"),
     [
-        ("PUT", f"{ARM}{RG}/providers/Microsoft.Authorization/roleAssignments/r1?api-version=2022-04-01"),
+        ("PUT", f"{ARM}{RG}/providers/Microsoft.KeyVault/vaults/kv1?api-version=2023-07-01"),
         ("GET", f"{ARM}{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1?api-version=2023-01-31"),
         ("POST", "https://login.microsoftonline.com/tenant/oauth2/v2.0/token"),
         ("GET", f"{ARM}/metadata/endpoints?api-version=2022-09-01"),
