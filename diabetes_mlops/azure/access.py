@@ -118,55 +118,55 @@ def needs(
     from azure.core.exceptions import ResourceNotFoundError
 
     settings = with_workspace(settings)
-    az = settings.azure
+    az, chosen = settings.azure, set(purposes)
     group = _group_scope(settings)
-    ws = f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{require(az, 'workspace')}"
-    store = workspace.datastores.get_default()
-    storage = workspace.workspaces.get(workspace.workspace_name).storage_account
-    datastore = f"{storage}/blobServices/default/containers/{store.container_name}"
     logs = _logs_account(settings)
-    wanted: list[tuple[str, str, str, str, str, str]] = []  # purpose, holder, principal, role, scope, why
     me = "Jenkins' principal"
-    for role, why in (
-        ("AzureML Data Scientist", "jobs, models, pipelines and schedules"),
-        ("AzureML Compute Operator", "create the compute cluster"),
-    ):
-        wanted.append(("schedule", me, jenkins, role, ws, why))
-    wanted.append(("schedule", me, jenkins, "Storage Blob Data Contributor", datastore, "upload the wheel and inputs"))
-    try:
-        compute = workspace.compute.get(az.compute_name)
-        principal = compute.identity.principal_id if compute.identity else None
-    except ResourceNotFoundError:
-        principal = None
-    if principal:
-        holder = f"compute {az.compute_name}'s identity"
-        wanted.append(("schedule", holder, principal, "AzureML Data Scientist", ws, "evaluate and register steps"))
-        wanted.append(("schedule", holder, principal, "Storage Blob Data Contributor", datastore, "step outputs"))
-    registry = f"{group}/providers/Microsoft.ContainerRegistry/registries/{az.acr_name}"
-    if az.acr_name:
-        wanted.append(("release", me, jenkins, "AcrPush", registry, "push the scoring image"))
-        wanted.append(("release", me, jenkins, "Container Registry Tasks Contributor", registry, "ACR build runs"))
-        wanted.append(("release", me, jenkins, "Azure Container Instances Contributor Role", group, "QA group"))
-    scoring = _scoring_principal(settings, credential, **client_kwargs)
-    if az.aci_identity:
-        wanted.append(("release", me, jenkins, "Managed Identity Operator", az.aci_identity, "give ACI the identity"))
-        if scoring and az.acr_name:
-            wanted.append(("release", "the scoring identity", scoring, "AcrPull", registry, "ACI pulls the image"))
-    if az.aks_cluster:
-        cluster = (
-            f"{_group_scope(settings, az.aks_resource_group)}/providers/Microsoft.ContainerService/managedClusters/"
-            + az.aks_cluster
-        )
-        wanted.append(("release", me, jenkins, "Azure Kubernetes Service Cluster User Role", cluster, "kubeconfig"))
-        wanted.append(("release", me, jenkins, "Azure Kubernetes Service RBAC Writer",
-                       f"{cluster}/namespaces/{az.aks_namespace}", "apply the deployment"))  # fmt: skip
-    if logs:
-        wanted.append(("drift", me, jenkins, "Storage Blob Data Reader", logs, "read the scoring logs"))
-        if scoring:
+    wanted: list[tuple[str, str, str, str, str, str]] = []  # purpose, holder, principal, role, scope, why
+    if "schedule" in chosen:
+        ws = f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{require(az, 'workspace')}"
+        storage = workspace.workspaces.get(workspace.workspace_name).storage_account
+        datastore = f"{storage}/blobServices/default/containers/{workspace.datastores.get_default().container_name}"
+        wanted += [
+            ("schedule", me, jenkins, "AzureML Data Scientist", ws, "jobs, models, pipelines and schedules"),
+            ("schedule", me, jenkins, "AzureML Compute Operator", ws, "create the compute cluster"),
+            ("schedule", me, jenkins, "Storage Blob Data Contributor", datastore, "upload the wheel and inputs"),
+        ]
+        try:
+            compute = workspace.compute.get(az.compute_name)
+            principal = compute.identity.principal_id if compute.identity else None
+        except ResourceNotFoundError:
+            principal = None
+        if principal:
+            holder = f"compute {az.compute_name}'s identity"
+            wanted.append(("schedule", holder, principal, "AzureML Data Scientist", ws, "evaluate and register steps"))
+            wanted.append(("schedule", holder, principal, "Storage Blob Data Contributor", datastore, "step outputs"))
+    if "release" in chosen:
+        scoring = _scoring_principal(settings, credential, **client_kwargs)
+        if az.acr_name:
+            registry = f"{group}/providers/Microsoft.ContainerRegistry/registries/{az.acr_name}"
+            wanted.append(("release", me, jenkins, "AcrPush", registry, "push the scoring image"))
+            wanted.append(("release", me, jenkins, "Container Registry Tasks Contributor", registry, "ACR build runs"))
+            wanted.append(("release", me, jenkins, "Azure Container Instances Contributor Role", group, "QA group"))
+            if scoring:
+                wanted.append(("release", "the scoring identity", scoring, "AcrPull", registry, "ACI pulls the image"))
+        if az.aci_identity:
+            identity = az.aci_identity
+            wanted.append(("release", me, jenkins, "Managed Identity Operator", identity, "give ACI the identity"))
+        if az.aks_cluster:
+            cluster = (
+                f"{_group_scope(settings, az.aks_resource_group)}/providers/Microsoft.ContainerService/"
+                f"managedClusters/{az.aks_cluster}"
+            )
+            wanted.append(("release", me, jenkins, "Azure Kubernetes Service Cluster User Role", cluster, "kubeconfig"))
+            wanted.append(("release", me, jenkins, "Azure Kubernetes Service RBAC Writer",
+                           f"{cluster}/namespaces/{az.aks_namespace}", "apply the deployment"))  # fmt: skip
+        if logs and scoring:
             wanted.append(("release", "the scoring identity", scoring, "Storage Blob Data Contributor", logs,
                            "write the scoring logs"))  # fmt: skip
-    chosen = set(purposes)
-    return [Need(*row) for row in wanted if row[0] in chosen]
+    if "drift" in chosen and logs:
+        wanted.append(("drift", me, jenkins, "Storage Blob Data Reader", logs, "read the scoring logs"))
+    return [Need(*row) for row in wanted]
 
 
 def _scoring_principal(settings: Settings, credential: TokenCredential, **client_kwargs: Any) -> str | None:
@@ -204,21 +204,27 @@ def check(settings: Settings, needs_: list[Need], credential: TokenCredential, *
     subscription = require(settings.azure, "subscription_id")
     kwargs = {**cloud(settings).arm_client_kwargs(), **client_kwargs}
     client = AuthorizationManagementClient(credential, subscription, **kwargs)
+    held: dict[tuple[str, str], set[str] | str] = {}  # (principal, scope) -> its role ids there, or why unknown
     out = []
     for need in needs_:
-        try:
-            assignments = client.role_assignments.list_for_scope(
-                need.scope, filter=f"assignedTo('{need.principal_id}')"
-            )
-            held = {
-                (a.role_definition_id or "").rsplit("/", 1)[-1]
-                for a in assignments
-                if a.principal_id == need.principal_id and _within(need.scope, a.scope or "")
-            }
-        except HttpResponseError as exc:
-            out.append(Need(**{**asdict(need), "note": f"cannot read its assignments: {exc.reason}"}))
-            continue
-        out.append(Need(**{**asdict(need), "granted": bool(held & _accepted(need.role))}))
+        key = (need.principal_id, need.scope)
+        if key not in held:  # one read per principal and scope, however many roles it needs there
+            try:
+                assignments = client.role_assignments.list_for_scope(
+                    need.scope, filter=f"assignedTo('{need.principal_id}')"
+                )
+                held[key] = {
+                    (a.role_definition_id or "").rsplit("/", 1)[-1]
+                    for a in assignments
+                    if a.principal_id == need.principal_id and _within(need.scope, a.scope or "")
+                }
+            except HttpResponseError as exc:
+                held[key] = f"cannot read its assignments: {exc.reason}"
+        found = held[key]
+        if isinstance(found, str):
+            out.append(Need(**{**asdict(need), "note": found}))
+        else:
+            out.append(Need(**{**asdict(need), "granted": bool(found & _accepted(need.role))}))
     return out
 
 

@@ -25,6 +25,7 @@ class AzureTarget:
         self.settings = settings
         self._credential = credential
         self._client_kwargs = client_kwargs  # e.g. an azure-core transport
+        self._access_checked = False
 
     @cached_property
     def credential(self) -> TokenCredential:
@@ -32,13 +33,13 @@ class AzureTarget:
 
         return self._credential or default_credential(self.settings)
 
-    @cached_property
-    def _access(self) -> bool:
+    def _require_access(self) -> None:
         """Checked once per target, before its first publish or deployment: every role a release needs."""
         from diabetes_mlops.azure.access import require_access
 
-        require_access(self.settings, "release", self.credential, **self._client_kwargs)
-        return True
+        if not self._access_checked:
+            require_access(self.settings, "release", self.credential, **self._client_kwargs)
+            self._access_checked = True
 
     @cached_property
     def _kube(self) -> Any:
@@ -57,7 +58,7 @@ class AzureTarget:
         from diabetes_mlops.deploy.bundle import write_bundle
         from diabetes_mlops.deploy.image import publish_image
 
-        assert self._access
+        self._require_access()
         bundle = write_bundle(registry, name, version, out_dir, azure=True)
         built = publish_image(self.settings, bundle, name, version, self.credential, **self._client_kwargs)
         return Published(name, version, bundle, built.digest_ref)
@@ -69,7 +70,7 @@ class AzureTarget:
         return Published(name, version, None, image) if image else None
 
     def deploy(self, env: str, published: Published) -> Endpoint:
-        assert self._access
+        self._require_access()
         if not published.image or "@sha256:" not in published.image:
             raise DeployError(f"{published.name}:{published.version} has no published image digest: publish it first")
         if check_environment(env) == "qa":
