@@ -125,6 +125,7 @@ class Settings:
     tracking: bool = True
     tracking_experiment: str = "diabetes-mlops"
     scoring_key: str | None = field(default=None, repr=False)
+    scoring_previous_key: str | None = field(default=None, repr=False)
     azure: AzureSettings = field(default_factory=AzureSettings)
 
     def __post_init__(self) -> None:

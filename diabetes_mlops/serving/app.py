@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from diabetes_mlops.serving.endpoints import InferEndpoint, ScoreEndpoint
 from diabetes_mlops.serving.oip import oip_routes
 from diabetes_mlops.serving.openapi import openapi_spec
+from diabetes_mlops.serving.parsing import InputError
 from diabetes_mlops.serving.responses import INTERNAL_ERROR, error
 
 if TYPE_CHECKING:
@@ -72,11 +73,19 @@ def create_app(scorer: Scorer) -> ScoringApp:
             return error(503, reason)
         return JSONResponse({"ready": True, "model": scorer.identity})
 
+    def refused(request: Request) -> Response | None:
+        """A 401 unless the request carries the key: with one set, only probes are answered without it."""
+        try:
+            scorer.authorize(request.headers)
+        except InputError as exc:
+            return error(exc.status, exc.message)
+        return None
+
     async def metrics_text(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=metrics.content_type)
+        return refused(request) or Response(metrics.exposition(), media_type=metrics.content_type)
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_spec(config.key is not None))
+        return refused(request) or JSONResponse(openapi_spec(config.key is not None))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -240,8 +240,10 @@ def openapi_spec(with_key: bool) -> dict[str, Any]:
             "415": _ERROR,
         },
     }
+    metrics: dict[str, Any] = {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}
     if with_key:
-        score["security"] = [{"key": []}]
+        score["security"] = metrics["security"] = [{"key": []}]
+        metrics["responses"]["401"] = _ERROR
     return {
         "openapi": "3.1.0",
         "info": {"title": "diabetes-mlops scoring service", "version": __version__},
@@ -249,9 +251,7 @@ def openapi_spec(with_key: bool) -> dict[str, Any]:
             "/score": {"post": score},
             "/health": {"get": {"summary": "Alive", "responses": {"200": {"description": "The process answers"}}}},
             "/ready": {"get": {"summary": "Model loaded, and which", "responses": {"200": {"description": "Ready"}}}},
-            "/metrics": {
-                "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}
-            },
+            "/metrics": {"get": metrics},
             **_v2_paths(with_key),
         },
         "components": {

@@ -41,7 +41,8 @@ class ServiceConfig:
     """Limits, the optional key, whether readiness needs the scoring log to be written, and how long a request
     waits for a scoring log that is behind before it is refused.
 
-    The key is compared in constant time and never logged.
+    ``previous_key`` is accepted too while a key rotation rolls out, so a client still sending it loses
+    nothing. Keys are compared in constant time and never logged.
     """
 
     max_body_bytes: int = DEFAULTS.max_body_bytes
@@ -49,6 +50,11 @@ class ServiceConfig:
     key: str | None = None
     log_required: bool = DEFAULTS.scoring_log_required
     admit_wait: float = ADMIT_WAIT_SECONDS
+    previous_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.previous_key and not self.key:
+            raise ValueError("a previous key is accepted only beside the current one")
 
 
 @dataclass(slots=True)
@@ -85,7 +91,7 @@ class Scorer:
         self.identity = {"name": served.name, "version": served.version}
         self._model_key = (served.name, served.version)
         self._version_header = str(served.version)
-        self._expected_auth = f"Bearer {config.key}".encode() if config.key else None
+        self._accepted_auth = tuple(f"Bearer {key}".encode() for key in (config.key, config.previous_key) if key)
         # Request ids made here: a random prefix per process and a counter, unique across processes and
         # about ten times cheaper than uuid4 (which reads the system's random source on every request).
         self._id_prefix, self._id_counter = secrets.token_hex(12), itertools.count()
@@ -101,10 +107,10 @@ class Scorer:
         return Call(request_id, traceparent, "x-smoke-test" in headers, time.perf_counter(), echo)
 
     def authorize(self, headers: Mapping[str, str]) -> None:
-        """Raise a 401 InputError unless the configured key (if any) is sent as a bearer token."""
-        if self._expected_auth is not None and not hmac.compare_digest(
-            headers.get("authorization", "").encode(), self._expected_auth
-        ):
+        """Raise a 401 InputError unless a configured key (if any) is sent as a bearer token."""
+        sent = headers.get("authorization", "").encode()
+        # Every key is compared, so the time taken tells nothing of which one (if any) came close.
+        if self._accepted_auth and not any([hmac.compare_digest(sent, key) for key in self._accepted_auth]):
             raise InputError("missing or invalid key: send Authorization: Bearer <key>", status=401)
 
     async def admit(self) -> None:

@@ -45,7 +45,11 @@ def build_app(settings: Settings, model_dir: Path) -> ASGIApp:
         else None
     )
     config = ServiceConfig(
-        settings.max_body_bytes, settings.max_rows, settings.scoring_key, settings.scoring_log_required
+        settings.max_body_bytes,
+        settings.max_rows,
+        settings.scoring_key,
+        settings.scoring_log_required,
+        previous_key=settings.scoring_previous_key,
     )
     telemetry = configure_telemetry("diabetes-scoring", settings.live_metrics, settings.home / TELEMETRY_RETRY_DIR)
     app = create_app(Scorer(served, config, logger, telemetry, ServiceMetrics(logger)))

@@ -76,3 +76,38 @@ def test_a_failure_while_scoring_is_a_json_500_without_a_traceback(served: Serve
             "error": "internal error while scoring; the request id is in the X-Ms-Request-Id header"
         }
         assert "Traceback" not in answer.text and "the model's library failed" not in answer.text
+
+
+def test_during_a_rotation_both_keys_score_and_any_other_is_refused(served: ServedModel) -> None:
+    body = orjson.dumps({"data": [ROW]})
+    with client(served, ServiceConfig(key="new-key", previous_key="old-key")) as http:
+        answers = {
+            sent: http.post("/score", content=body, headers={"content-type": "application/json", **auth})
+            for sent, auth in (
+                ("new", {"authorization": "Bearer new-key"}),
+                ("old", {"authorization": "Bearer old-key"}),
+                ("other", {"authorization": "Bearer older-key"}),
+                ("none", {}),
+            )
+        }
+    assert answers["new"].status_code == answers["old"].status_code == 200
+    assert answers["other"].status_code == answers["none"].status_code == 401
+    assert answers["other"].json() == {"error": "missing or invalid key: send Authorization: Bearer <key>"}
+
+
+KEYED = ("/metrics", "/openapi.json")
+
+
+def test_with_a_key_set_only_the_probes_answer_without_it(served: ServedModel) -> None:
+    with client(served, ServiceConfig(key="the-key")) as http:
+        anonymous = {path: http.get(path).status_code for path in ("/health", "/ready", "/metrics", "/openapi.json")}
+        keyed = {path: http.get(path, headers={"authorization": "Bearer the-key"}) for path in KEYED}
+    assert anonymous == {"/health": 200, "/ready": 200, "/metrics": 401, "/openapi.json": 401}
+    assert keyed["/metrics"].status_code == keyed["/openapi.json"].status_code == 200
+    assert "scoring_requests_total" in keyed["/metrics"].text
+    assert keyed["/openapi.json"].json()["paths"]["/metrics"]["get"]["security"] == [{"key": []}]
+
+
+def test_a_previous_key_without_a_current_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="previous key"):
+        ServiceConfig(previous_key="old-key")

@@ -30,7 +30,8 @@ def test_key_is_required_when_configured(start_server: Callable[..., Server]) ->
     good = httpx.post(f"{server.url}/score", json=PAYLOAD, headers={"Authorization": f"Bearer {KEY}"})
     assert good.status_code == 200 and len(good.json()["result"]) == 2
     assert httpx.get(f"{server.url}/health").status_code == 200
-    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert httpx.get(f"{server.url}/openapi.json").status_code == httpx.get(f"{server.url}/metrics").status_code == 401
+    spec = httpx.get(f"{server.url}/openapi.json", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert spec["paths"]["/score"]["post"]["security"] == [{"key": []}]
     assert spec["paths"]["/v2/models/{name}/infer"]["post"]["security"] == [{"key": []}]
     server.stop()
