@@ -70,6 +70,7 @@ class AzureSettings:
     appinsights_connection_string: str | None = field(default=None, repr=False)
     identity_client_id: str | None = None
     aks_service_account: str | None = None
+    key_vault: str | None = None
     check_access: bool = True
 
     def __post_init__(self) -> None:

@@ -39,13 +39,19 @@ ROLE_IDS = {
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
     "Container Registry Tasks Contributor": "fb382eab-e894-4461-af04-94435c366c3f",
     "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "Managed Identity Operator": "f1a07417-d97a-45cb-824c-7a7467783830",
     "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
 }
 CONTROL_PLANE_ROLES = ("Owner", "Contributor")
-DATA_ROLES = ("Azure Kubernetes Service RBAC Writer", "Storage Blob Data Contributor", "Storage Blob Data Reader")
+DATA_ROLES = (
+    "Azure Kubernetes Service RBAC Writer",
+    "Key Vault Secrets Officer",
+    "Storage Blob Data Contributor",
+    "Storage Blob Data Reader",
+)
 # A data role's need is met by these too: each holds every data action of the role it stands for.
 BROADER = {
     "Storage Blob Data Reader": ("Storage Blob Data Contributor",),
@@ -161,6 +167,9 @@ def needs(
             wanted.append(("release", me, jenkins, "Azure Kubernetes Service Cluster User Role", cluster, "kubeconfig"))
             wanted.append(("release", me, jenkins, "Azure Kubernetes Service RBAC Writer",
                            f"{cluster}/namespaces/{az.aks_namespace}", "apply the deployment"))  # fmt: skip
+        if az.key_vault:
+            vault = f"{group}/providers/Microsoft.KeyVault/vaults/{az.key_vault}"
+            wanted.append(("release", me, jenkins, "Key Vault Secrets Officer", vault, "each environment's key"))
         if logs and scoring:
             wanted.append(("release", "the scoring identity", scoring, "Storage Blob Data Contributor", logs,
                            "write the scoring logs"))  # fmt: skip

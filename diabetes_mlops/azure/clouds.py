@@ -3,7 +3,7 @@
 ``azure_cloud`` is ``public``, ``china``, ``usgov`` or the https URL of an ARM metadata document
 (``https://<arm>/metadata/endpoints?api-version=...``), which sovereign and private clouds publish. A document
 is fetched once per process; its ``resourceManager``, ``authentication.loginEndpoint`` and ``suffixes`` give
-the ARM base URL and token scope, the Entra ID authority, and the Blob and ACR host names.
+the ARM base URL and token scope, the Entra ID authority, and the Blob, ACR and Key Vault host names.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Cloud:
     authority_host: str
     storage_suffix: str
     acr_suffix: str
+    keyvault_suffix: str
     custom: bool = False
 
     @property
@@ -50,6 +51,9 @@ class Cloud:
 
     def acr_login_server(self, registry: str) -> str:
         return f"{registry}.{self.acr_suffix}"
+
+    def key_vault_url(self, vault: str) -> str:
+        return f"https://{vault}.{self.keyvault_suffix}"
 
     def ml_client_kwargs(self) -> dict[str, Any]:
         """What ``MLClient`` needs to use this cloud (it then sets its own base URL and scopes)."""
@@ -85,6 +89,7 @@ KNOWN_CLOUDS = {
         "https://login.microsoftonline.com/",
         "core.windows.net",
         "azurecr.io",
+        "vault.azure.net",
     ),
     "china": Cloud(
         "AzureChinaCloud",
@@ -93,6 +98,7 @@ KNOWN_CLOUDS = {
         "https://login.chinacloudapi.cn/",
         "core.chinacloudapi.cn",
         "azurecr.cn",
+        "vault.azure.cn",
     ),
     "usgov": Cloud(
         "AzureUSGovernment",
@@ -101,6 +107,7 @@ KNOWN_CLOUDS = {
         "https://login.microsoftonline.us/",
         "core.usgovcloudapi.net",
         "azurecr.us",
+        "vault.usgovcloudapi.net",
     ),
 }
 
@@ -123,6 +130,7 @@ def cloud_from_metadata(document: Any, url: str) -> Cloud:
             authority_host=str(chosen["authentication"]["loginEndpoint"]),
             storage_suffix=str(chosen["suffixes"]["storage"]),
             acr_suffix=str(chosen["suffixes"]["acrLoginServer"]),
+            keyvault_suffix=str(chosen["suffixes"]["keyVaultDns"]).lstrip("."),
             custom=True,
         )
     except (KeyError, TypeError) as exc:

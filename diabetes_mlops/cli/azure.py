@@ -111,3 +111,24 @@ def check_access(obj: Context, purposes: tuple[str, ...]) -> int | None:
         return obj.fail(data, f"{data['missing']} role assignments missing", missing)
     obj.emit(data, missing or f"all {len(found)} role assignments are in place")
     return None
+
+
+@azure.command("rotate-key")
+@click.option("--env", "env", type=click.Choice(["qa", "production"]), required=True, help="Whose key to rotate.")
+@click.option(
+    "--grace", type=float, default=60.0, show_default=True,
+    help="Seconds the old key is still taken after Key Vault hands out the new one.",
+)  # fmt: skip
+@pass_context
+@reported
+def rotate_key(obj: Context, env: str, grace: float) -> None:
+    """Give ENV's service a new scoring key in Key Vault, losing no request: the service takes both keys before
+    the vault hands out the new one, and the old one for --grace seconds more."""
+    from diabetes_mlops.deploy.targets.azure import AzureTarget
+
+    target = AzureTarget(obj.settings)
+    serving = target.rotate_key(env, grace)
+    version = target.scoring_keys(env).version
+    data = {"env": env, "secret_version": version, "serving": serving.to_dict() if serving else None}
+    rolled = f"{serving.name}:{serving.version} at {serving.url} takes only the new key" if serving else "nothing runs"
+    obj.emit(data, f"{env}: new scoring key (secret version {version}); {rolled}")

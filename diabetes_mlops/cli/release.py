@@ -69,13 +69,28 @@ def serve(
 @main.command("smoke-test")
 @click.argument("url")
 @click.option("--key", envvar="DIABETES_MLOPS_SCORING_KEY", help="Scoring key [env DIABETES_MLOPS_SCORING_KEY].")
+@click.option("--env", "env", type=ENVIRONMENTS, help="Send this env's key (Key Vault's on Azure), not the variable's.")
+@_target_option
 @click.option("--expect-version", type=int, help="Fail unless the service runs this model version.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for readiness.")
 @pass_context
 @reported
-def smoke_test(obj: Context, url: str, key: str | None, expect_version: int | None, timeout: float) -> int:
+def smoke_test(
+    obj: Context,
+    url: str,
+    key: str | None,
+    env: str | None,
+    target: str | None,
+    expect_version: int | None,
+    timeout: float,
+) -> int:
     """Check the service at URL: health, readiness, the reference payload, the model version."""
     from diabetes_mlops.deploy.smoke import smoke_test as run_smoke_test
+    from diabetes_mlops.deploy.targets import open_target
+
+    typed = click.get_current_context().get_parameter_source("key") == click.core.ParameterSource.COMMANDLINE
+    if env is not None and not typed:  # the environment's own key, over one the agent's environment holds
+        key = open_target(obj.settings, target).scoring_key(env)
 
     result = run_smoke_test(url, key, expect_version, timeout)
     if not result.ok:

@@ -12,6 +12,7 @@ version's image (``deploy.release``), so nothing here remembers images.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 APP = "diabetes-scoring"
 SECRET = "diabetes-scoring-secrets"  # the container's secret variables, each under its own name
+SECRET_CHECKSUM_ANNOTATION = "diabetes-mlops/secret-checksum"  # sha256 of those values, on the pod template
 FIELD_MANAGER = "diabetes-mlops"
 APPLY = "application/apply-patch+yaml"
 MODEL_ANNOTATION = "diabetes-mlops/model"
@@ -88,14 +90,18 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
     """
     probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
     annotations = {MODEL_ANNOTATION: f"{published.name}:{published.version}"}
+    variables = container_environment(settings, SERVICE_PORT)
     env = [
         {"name": v.name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": v.name}}}
         if v.secret
         else {"name": v.name, "value": v.value}
-        for v in container_environment(settings, SERVICE_PORT)
+        for v in variables
     ]
     pod: dict[str, Any] = {}
     labels = {"app": APP}
+    # A pod reads its secret variables when it starts: a new key must roll the pods, so the template names it.
+    secret_values = "\0".join(f"{v.name}={v.value}" for v in variables if v.secret)
+    template_annotations = {SECRET_CHECKSUM_ANNOTATION: hashlib.sha256(secret_values.encode()).hexdigest()}
     if settings.azure.aks_service_account:  # workload identity: the pod's Azure SDKs get the account's identity
         pod["serviceAccountName"] = settings.azure.aks_service_account
         labels[USE_LABEL] = "true"
@@ -107,7 +113,7 @@ def deployment_manifest(settings: Settings, published: Published) -> dict[str, A
             "selector": {"matchLabels": {"app": APP}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": template_annotations},
                 "spec": {
                     **pod,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,

@@ -109,7 +109,8 @@ class _Release:
     def smoke(self, endpoint: Endpoint, what: str) -> None:
         from diabetes_mlops.deploy.smoke import smoke_test
 
-        checked = smoke_test(endpoint.url, self.settings.scoring_key, endpoint.version, self.settings.smoke_timeout)
+        key = self.target.scoring_key(endpoint.env)
+        checked = smoke_test(endpoint.url, key, endpoint.version, self.settings.smoke_timeout)
         if not checked.ok:
             found = self.target.diagnose(endpoint.env)
             raise ReleaseFailed(f"{what}: smoke test failed at {endpoint.url}: {checked.reason}{found}")

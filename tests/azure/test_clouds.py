@@ -105,7 +105,12 @@ DOCUMENT = {
     "portal": "https://portal.azure.contoso.example/",
     "resourceManager": "https://arm.contoso.example/",
     "authentication": {"loginEndpoint": "https://login.contoso.example/", "audiences": [], "tenant": "common"},
-    "suffixes": {"storage": "core.contoso.example", "acrLoginServer": "azurecr.contoso.example"},
+    # ARM writes the Key Vault suffix with a leading dot (".vault.azure.net"), the others without.
+    "suffixes": {
+        "storage": "core.contoso.example",
+        "acrLoginServer": "azurecr.contoso.example",
+        "keyVaultDns": ".vault.contoso.example",
+    },
 }
 
 
@@ -137,6 +142,7 @@ def test_a_custom_cloud_comes_from_its_metadata_document_served_over_http() -> N
         "disable_instance_discovery": True,
     }
     assert chosen.acr_login_server("acr1") == "acr1.azurecr.contoso.example"
+    assert chosen.key_vault_url("kv1") == "https://kv1.vault.contoso.example"
     assert chosen.ml_resource == "https://ml.azure.contoso.example"
     kwargs = chosen.ml_client_kwargs()
     assert kwargs["cloud"] == "Other" and kwargs["cloud_metadata"]["storage_endpoint"] == "core.contoso.example"

@@ -86,6 +86,7 @@ def score_shifted(simazure: SimAzure, url: str, version: int) -> None:
     frame = load_builtin()
     rows = frame.loc[: SHIFTED_ROWS - 1, list(FEATURES)].copy()
     rows["bmi"] += 8.0
+    key = simazure.vault.current("scoring-key-production")  # what a client of production reads from Key Vault
     with requests.Session() as session:
         session.trust_env = False
         session.proxies = {"http": simazure.gateway.url, "https": simazure.gateway.url}
@@ -93,7 +94,7 @@ def score_shifted(simazure: SimAzure, url: str, version: int) -> None:
         for start in range(0, SHIFTED_ROWS, 10):
             batch = rows.iloc[start : start + 10].to_numpy().tolist()
             answer = session.post(
-                f"{url}/score", json={"data": batch}, headers={"Authorization": f"Bearer {SCORING_KEY}"}, timeout=30
+                f"{url}/score", json={"data": batch}, headers={"Authorization": f"Bearer {key}"}, timeout=30
             )
             assert answer.status_code == 200, answer.text
             assert answer.headers["x-model-version"] == str(version) and len(answer.json()["result"]) == 10
@@ -165,7 +166,8 @@ def test_azure_main_builds_release_score_drift_retrain_and_roll_back(simazure: S
     for expected in (2, 1):
         rolled = cli(agent, "--json", "rollback", "--target", "azure")
         assert rolled.returncode == 0 and json.loads(rolled.stdout)["version"] == expected, rolled.stderr
-        smoke = cli(agent, "smoke-test", production_url(agent), "--expect-version", str(expected))
+        url = production_url(agent)
+        smoke = cli(agent, "smoke-test", url, "--env", "production", "--target=azure", f"--expect-version={expected}")
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     aliases = json.loads(cli(agent, "--json", "models", "list").stdout)["aliases"]
     assert aliases == {"champion": 3, "production": 1}
@@ -173,4 +175,5 @@ def test_azure_main_builds_release_score_drift_retrain_and_roll_back(simazure: S
     for build in (first, second, nightly):
         for step, log in build.logs.items():
             assert secret not in log and SCORING_KEY not in log, step
+            assert not [key for key in simazure.vault.values() if key in log], step
     assert simazure.gateway.refused == []

@@ -71,11 +71,13 @@ RUN_HISTORY = (
     "specification/machinelearningservices/data-plane/Microsoft.MachineLearningServices/preview/2019-09-30/"
     "runHistory.json"
 )
+KEY_VAULT_SECRETS = "specification/keyvault/data-plane/Secrets/stable/2026-04-01/secrets.json"
 # ACR's /oauth2/exchange and /oauth2/token are in its data-plane spec but take form bodies: left uncovered.
 DATA_PLANES = (
     DataPlane("/acr/v1/", ACR_DATA_PLANE, needs_api_version=True),
     DataPlane("/v2/", ACR_DATA_PLANE, needs_api_version=True),
     DataPlane("/history/v1.0/", RUN_HISTORY, needs_api_version=False),
+    DataPlane("/secrets/", KEY_VAULT_SECRETS, needs_api_version=True),
 )
 
 
@@ -410,10 +412,18 @@ class Specs:
     def _compile_template(self, file: str, template: str, item: dict[str, Any]) -> tuple[re.Pattern[str], int]:
         """A path template as a regex: fixed text case-insensitive (ARM's is), parameters one segment each."""
         spans = {p["name"] for p in self._path_parameters(file, item) if p.get("x-ms-skip-url-encoding")}
+        # A data-plane SDK fills an optional last segment with "" (Key Vault's ``/secrets/{name}/`` is the
+        # current version of GetSecret's ``/secrets/{secret-name}/{secret-version}``).
+        empty_last = file in {plane.file for plane in DATA_PLANES}
         parts, last = [], 0
         for match in PARAM.finditer(template):
             parts.append(re.escape(template[last : match.start()]))
-            parts.append(f"(?P<p{len(parts)}>.+?)" if match[1] in spans else f"(?P<p{len(parts)}>[^/]+)")
+            if match[1] in spans:
+                parts.append(f"(?P<p{len(parts)}>.+?)")
+            elif empty_last and match.end() == len(template):
+                parts.append(f"(?P<p{len(parts)}>[^/]*)")
+            else:
+                parts.append(f"(?P<p{len(parts)}>[^/]+)")
             last = match.end()
         parts.append(re.escape(template[last:]))
         fixed = len([s for s in template.split("/") if s and "{" not in s])

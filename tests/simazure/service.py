@@ -29,6 +29,7 @@ from tests.simazure.containers import Images, Runtime  # noqa: E402
 from tests.simazure.entra import Entra, TokenRefused  # noqa: E402
 from tests.simazure.gateway import Gateway  # noqa: E402
 from tests.simazure.identities import ManagedIdentities  # noqa: E402
+from tests.simazure.keyvault import KeyVault  # noqa: E402
 from tests.simazure.kube import SimKube  # noqa: E402
 from tests.simazure.ml import BLOB_CONTAINER, SimAzureML  # noqa: E402
 from tests.simazure.openapi import Specs  # noqa: E402
@@ -53,6 +54,8 @@ LIST_API_VERSION = "2019-05-01"  # ARM's metadata at this version: every cloud i
 TENANT = "72f988bf-0000-4000-8000-00000000f00d"
 ACR_NAME = "acrmlops"
 AKS_NAME = "aks-mlops"
+VAULT_NAME = "kv-mlops"
+VAULT_SUFFIX = f"vault.{DOMAIN}"
 WHEELHOUSE = Path(os.environ.get("SIMAZURE_WHEELHOUSE", ROOT / ".tools" / "wheelhouse"))
 PUBLIC_PATHS = ("/metadata/", "/msi/", "/imds/", "/oauth2/", "/acr/")  # identity endpoints and ACR check their own
 ENTRA_PATH = re.compile(r"/[^/]+/(?:v2\.0/\.well-known/|oauth2/v2\.0/|discovery/)")  # a tenant's login endpoints
@@ -75,6 +78,7 @@ class Scopes:
     cluster = f"{group}/providers/Microsoft.ContainerService/managedClusters/{AKS_NAME}"
     namespace = f"{cluster}/namespaces/{AKS_NAMESPACE}"
     scoring_identity = f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{SCORING_IDENTITY}"
+    vault = f"{group}/providers/Microsoft.KeyVault/vaults/{VAULT_NAME}"
 
 
 # Who holds which role where, as docs/azure.md sets a subscription up: (principal, role, scope).
@@ -89,6 +93,7 @@ DOCUMENTED_ROLES = (
     ("jenkins", "Azure Kubernetes Service RBAC Writer", Scopes.namespace),
     ("jenkins", "Storage Blob Data Contributor", Scopes.datastore),  # model files, job inputs, the wheel
     ("jenkins", "Storage Blob Data Reader", Scopes.storage),  # the scoring logs drift reads
+    ("jenkins", "Key Vault Secrets Officer", Scopes.vault),  # creates and rotates each environment's scoring key
     ("compute", "AzureML Data Scientist", Scopes.workspace),
     ("compute", "Storage Blob Data Contributor", Scopes.datastore),  # the pipeline's register step uploads
     ("scoring", "AcrPull", Scopes.registry),
@@ -167,7 +172,7 @@ class SimAzure:
                 "tenant": "common",
                 "identityProvider": "AAD",
             },
-            "suffixes": {"storage": STORAGE_SUFFIX, "acrLoginServer": ACR_SUFFIX, "keyVaultDns": f"vault.{DOMAIN}"},
+            "suffixes": {"storage": STORAGE_SUFFIX, "acrLoginServer": ACR_SUFFIX, "keyVaultDns": VAULT_SUFFIX},
         }
 
     def network_env(self) -> dict[str, str]:
@@ -203,6 +208,7 @@ class SimAzure:
             "DIABETES_MLOPS_AZURE_ACI_IDENTITY": self.scoring_identity["id"],
             "DIABETES_MLOPS_AZURE_IDENTITY_CLIENT_ID": self.scoring_identity["properties"]["clientId"],
             "DIABETES_MLOPS_AZURE_AKS_SERVICE_ACCOUNT": SCORING_ACCOUNT,
+            "DIABETES_MLOPS_AZURE_KEY_VAULT": VAULT_NAME,
         }
 
     def job_env(self) -> dict[str, str]:
@@ -249,11 +255,23 @@ class SimAzure:
             self.azurite.port,
         )
         self.gateway.route(f"*.blob.{STORAGE_SUFFIX}", self.blob_front.port)
+        self.vault = KeyVault(
+            VAULT_NAME,
+            Scopes.vault,
+            VAULT_SUFFIX,
+            self.entra,
+            self.rbac,
+            self.base_url,
+            self.ca.server_files("vault", "127.0.0.1", f"*.{VAULT_SUFFIX}"),
+            self.specs,
+            self.spec_problems,
+        )
+        self.gateway.route(f"*.{VAULT_SUFFIX}", self.vault.port)
         self.gateway.route(f"*.{ACR_SUFFIX}", self.front.server_address[1])
         self.gateway.route(TRACKING_HOST, self.front.server_address[1])
         self._threads = [
             threading.Thread(target=s.serve_forever, daemon=True)
-            for s in (self.front, self.gateway.server, self.blob_front.server)
+            for s in (self.front, self.gateway.server, self.blob_front.server, self.vault.server)
         ]
         for thread in self._threads:
             thread.start()
@@ -344,6 +362,7 @@ class SimAzure:
         self.front.shutdown()
         self.front.server_close()
         self.blob_front.server.shutdown()
+        self.vault.server.shutdown()
         self.gateway.stop()
         self.azurite.stop()
 

@@ -76,7 +76,7 @@ def test_an_aks_deployment_rolls_out_and_passes_the_smoke_test(
 ) -> None:
     target = AzureTarget(azure_settings)
     endpoint = target.deploy("production", published)
-    checked = smoke_test(endpoint.url, azure_settings.scoring_key, published.version, timeout=120)
+    checked = smoke_test(endpoint.url, target.scoring_key("production"), published.version, timeout=120)
     assert checked.ok, checked.reason
     assert endpoint.image == published.image
     pods = simazure.kube.pods[

@@ -67,8 +67,9 @@ def test_a_container_group_writes_its_logs_to_blob_as_the_groups_identity(
     settings = logging_settings(simazure, azure_settings, "logs-aci", aci_dns_label="qa-identity")
     client_id = simazure.scoring_identity["properties"]["clientId"]
     before = storage_tokens_of(simazure, client_id)
-    endpoint = AzureTarget(settings).deploy("qa", published)  # pulls with the identity too: no admin password
-    assert smoke_test(endpoint.url, settings.scoring_key, published.version, timeout=120).ok
+    target = AzureTarget(settings)
+    endpoint = target.deploy("qa", published)  # pulls with the identity too: no admin password
+    assert smoke_test(endpoint.url, target.scoring_key("qa"), published.version, timeout=120).ok
     records = logged(simazure, "logs-aci", ARRIVAL_SECONDS)
     assert records and all(r["model_version"] == published.version for r in records)
     assert storage_tokens_of(simazure, client_id) > before  # through IMDS, for the group's identity
@@ -124,8 +125,9 @@ def test_a_pod_writes_its_logs_to_blob_through_workload_identity(
     settings = logging_settings(simazure, azure_settings, "logs-aks")
     client_id = simazure.scoring_identity["properties"]["clientId"]
     before = storage_tokens_of(simazure, client_id)
-    endpoint = AzureTarget(settings).deploy("production", published)
-    assert smoke_test(endpoint.url, settings.scoring_key, published.version, timeout=120).ok
+    target = AzureTarget(settings)
+    endpoint = target.deploy("production", published)
+    assert smoke_test(endpoint.url, target.scoring_key("production"), published.version, timeout=120).ok
     assert logged(simazure, "logs-aks", ARRIVAL_SECONDS)
     assert storage_tokens_of(simazure, client_id) > before
     account = simazure.kube.objects["/api/v1/namespaces/diabetes/serviceaccounts/diabetes-scoring"]

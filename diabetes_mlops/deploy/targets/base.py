@@ -60,6 +60,7 @@ def container_environment(settings: Settings, port: int) -> list[ContainerVariab
     wanted = [
         ("PORT", str(port), False),
         ("DIABETES_MLOPS_SCORING_KEY", require(settings, "scoring_key"), True),  # never an open public endpoint
+        ("DIABETES_MLOPS_SCORING_PREVIOUS_KEY", settings.scoring_previous_key, True),  # while a rotation rolls out
         ("DIABETES_MLOPS_AZURE_STORAGE_ACCOUNT_URL", settings.azure.storage_account_url, False),
         ("DIABETES_MLOPS_AZURE_STORAGE_CONNECTION_STRING", settings.azure.storage_connection_string, True),
         ("DIABETES_MLOPS_AZURE_STORAGE_CONTAINER", settings.azure.storage_container, False),
@@ -139,4 +140,8 @@ class DeployTarget(Protocol):
 
     def diagnose(self, env: str) -> str:
         """What the platform tells of ``env``'s service (its state, restarts, last log lines), for an error."""
+        ...
+
+    def scoring_key(self, env: str) -> str | None:
+        """The key ``env``'s service takes (what its smoke test sends); None when it takes none."""
         ...

@@ -47,3 +47,6 @@ class LocalTarget:
 
     def diagnose(self, env: str) -> str:
         return log_tail(local.log_text(self.settings, check_environment(env)))
+
+    def scoring_key(self, env: str) -> str | None:
+        return self.settings.scoring_key
