@@ -10,6 +10,7 @@ registry's admin credentials and the container has no Azure identity.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from diabetes_mlops import progress
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
 
 MODEL_TAG = "model"  # the group's tag naming the model version it serves, as NAME:VERSION
+RESTARTED_LOG_WAIT_SECONDS = 10.0  # for a restarted container's first output, before reporting it without
 
 
 def dns_label(settings: Settings) -> str:
@@ -203,6 +205,12 @@ def aci_diagnosis(settings: Settings, client: ContainerInstanceManagementClient)
             return f"\n(ACI group {name} does not exist)"
         container = found.containers[0]
         logs = client.containers.list_logs(group, name, container.name, tail=LOG_TAIL_LINES).content or ""
+        restarted = bool(container.instance_view and container.instance_view.restart_count)
+        deadline = time.monotonic() + RESTARTED_LOG_WAIT_SECONDS
+        # ACI shows only the current run's log: one that restarted a moment ago has written nothing yet.
+        while not logs and restarted and time.monotonic() < deadline:
+            time.sleep(0.5)
+            logs = client.containers.list_logs(group, name, container.name, tail=LOG_TAIL_LINES).content or ""
     except HttpResponseError as exc:  # the smoke test failed already: this is help, not a second failure
         return f"\n(the container could not be inspected: {exc.message})"
     view = container.instance_view

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 from fake_kube import FakeKube
 from fake_kube import _status as kube_status
 
-from tests.simazure.containers import in_background, wait_ready
+from tests.simazure.containers import in_background
 from tests.simazure.entra import EXCHANGE_AUDIENCE, TokenRefused, sign
 from tests.simazure.restarts import Supervised
 from tests.simazure.tls import serve_tls
@@ -202,41 +202,53 @@ class SimKube(FakeKube):
         }
 
     def _roll_out(self, path: str, generation: int) -> None:
+        """Start the generation's pods and, once every one is ready, route to them and stop the old ones.
+
+        As the Deployment controller does, a new pod is waited for however long it takes to be ready, across
+        its container's restarts (a crash-looping pod stalls the rollout, and the old pods serve on), until a
+        newer generation replaces this one. Meanwhile the pending pods are listed with the serving ones.
+        """
         deployment = self.objects[path]
         namespace = deployment["metadata"]["namespace"]
         template = deployment["spec"]["template"]
         spec = template["spec"]["containers"][0]
         new: list[Supervised] = []
+        with self._pods_lock:
+            earlier = self.stalled.pop(path, [])
+            self.stalled[path] = new
+        for pod in earlier:  # an older generation's pending pods: this rollout replaces them
+            pod.stop()
         try:
             for _ in range(deployment["spec"].get("replicas", 1)):
                 env = {**self._workload_identity(namespace, template), **self._env(namespace, spec)}
                 # The kubelet restarts a pod's container whenever it exits (restartPolicy Always).
                 pod = Supervised(lambda env=env: self.runtime.start(spec["image"], env), "Always", lambda _: None)
                 new.append(pod)
-                if not wait_ready(pod.begin()):
-                    raise RuntimeError(f"pod of {spec['image']} never became ready")
-        except Exception as exc:  # the rollout stalls, as a crash-looping pod makes it; the old pods serve on
+                pod.begin()
+                while not pod.ready():
+                    if pod.stopped or self._superseded(path, generation):
+                        return
+                    time.sleep(0.2)
+        except Exception as exc:  # the image cannot start at all: the rollout stalls, the old pods serve on
             self.failures[path] = str(exc)
-            with self._pods_lock:
-                earlier = self.stalled.pop(path, [])
-                self.stalled[path] = new
-            for pod in earlier:
-                pod.stop()
             return
-        stalled_before: list[Supervised] = []
         with self._pods_lock:
-            if self.objects[path]["metadata"]["generation"] != generation:
+            if self._superseded(path, generation) or self.stalled.get(path) is not new:
                 old, new_pods = new, []  # a newer apply came in meanwhile: this one is already stale
             else:
                 old = [pod for _, pod in self.pods.get(path, [])]
                 new_pods = [(generation, pod) for pod in new]
                 self.pods[path] = new_pods
                 self.observed[path] = generation
-                stalled_before = self.stalled.pop(path, [])
+                self.stalled.pop(path, None)
         if new_pods:
             self._route_services(namespace, new_pods[0][1].port)
-        for pod in [*old, *stalled_before]:
+        for pod in old:
             pod.stop()
+
+    def _superseded(self, path: str, generation: int) -> bool:
+        found = self.objects.get(path)
+        return found is None or found["metadata"]["generation"] != generation
 
     def _pod_answer(self, path: str, query: str) -> tuple[int, Any]:
         """``GET .../pods`` (a PodList, by ``labelSelector`` ``app=``) or ``GET .../pods/{name}/log`` (``tailLines``,
@@ -314,4 +326,7 @@ class SimKube(FakeKube):
         with self._pods_lock:
             for pods in self.pods.values():
                 for _, pod in pods:
+                    pod.stop()
+            for pending in self.stalled.values():
+                for pod in pending:
                     pod.stop()

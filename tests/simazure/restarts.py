@@ -120,6 +120,11 @@ class Supervised:
         return self.container is not None and self.container.ready()
 
     @property
+    def stopped(self) -> bool:
+        """Ended for good (``stop``): it will not be restarted."""
+        return self._stopped.is_set()
+
+    @property
     def state(self) -> str:
         """The group's state: Running while it runs or will be restarted; else how its container ended."""
         with self._lock:
