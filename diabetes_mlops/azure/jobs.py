@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
 import secrets
 import tempfile
@@ -24,6 +25,7 @@ import diabetes_mlops
 from diabetes_mlops import progress
 from diabetes_mlops.config import setting_values
 from diabetes_mlops.errors import MlopsError
+from diabetes_mlops.locked import lock_digest, locked_requirements
 
 if TYPE_CHECKING:
     from azure.ai.ml import Input, MLClient, Output
@@ -48,6 +50,8 @@ FORWARDED_SETTINGS = (
 )
 DISTRIBUTION = "diabetes-mlops"
 PACKAGE_PREFIX = "diabetes-mlops/packages"
+JOB_EXTRAS = ("azure-tracking",)
+ENVIRONMENT_NAME = "diabetes-mlops"
 INSTALL = 'pip install --quiet "${{inputs.package}}[azure-tracking]"'
 WHEEL_INFO = "Wheel-Version: 1.0\nGenerator: diabetes-mlops\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 # Jenkins names the job (a multibranch job's includes its branch, URL-encoded) and, in multibranch, the branch.
@@ -114,11 +118,31 @@ def upload_source(files: DatastoreFiles) -> str:
 
 
 def environment(settings: Settings) -> Environment:
-    """The job environment: the configured base image with Python 3.11 (the package needs it)."""
+    """The registered environment every step runs in: the base image, this Python's minor version, and the
+    package's requirements pinned to the versions installed here (``locked_requirements``).
+
+    Its version is their content hash: the same lock is the same environment version in the workspace (made
+    once, then reused), and a new lock a new version, so a model is trained, evaluated and registered with the
+    libraries its build tested, and its scoring image pins the same ones.
+    """
     from azure.ai.ml.entities import Environment
 
-    conda = {"name": "diabetes-mlops", "channels": ["conda-forge"], "dependencies": ["python=3.11", "pip"]}
-    return Environment(image=settings.azure.environment_image, conda_file=conda)
+    pins = locked_requirements(JOB_EXTRAS)
+    python = ".".join(platform.python_version_tuple()[:2])
+    conda = {
+        "name": ENVIRONMENT_NAME,
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={python}", "pip", {"pip": pins}],
+    }
+    version = lock_digest(pins, python, settings.azure.environment_image)
+    return Environment(
+        name=ENVIRONMENT_NAME,
+        version=version,
+        image=settings.azure.environment_image,
+        conda_file=conda,
+        description="diabetes-mlops: the package's requirements as its build had them",
+        tags={"created_by": "diabetes-mlops"},
+    )
 
 
 def job_environment_variables(settings: Settings, registry: bool = False) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import diabetes_mlops
 from diabetes_mlops.artifacts import verify_version_files
+from diabetes_mlops.deploy.environments import IMAGE_PYTHON, require_same_environment
 from diabetes_mlops.runs import RunDir
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ __all__ = ["init", "run"]
 '''
 
 DOCKERFILE = """# syntax=docker/dockerfile:1
-FROM python:3.11-slim
+FROM python:{python}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \\
     DIABETES_MLOPS_HOST=0.0.0.0 PORT={port} DIABETES_MLOPS_HOME=/home/app/.mlops
 RUN useradd --create-home --uid 10001 app
@@ -97,6 +98,10 @@ def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, 
     (or affine map) whose sha256 differs from the registered one is refused before anything is written.
     """
     entry = registry.get(name, ref)
+    requirements = pinned_requirements(azure, entry.library_versions)
+    pinned = (pin.partition("==") for pin in requirements)
+    image = {"python": IMAGE_PYTHON, **{name.split("[")[0]: pinned_version for name, _, pinned_version in pinned}}
+    require_same_environment(entry.name, entry.version, entry.library_versions, image, "the scoring image")
     source = registry.version_dir(name, entry.version)
     verify_version_files(source, entry, use="package")
     out_dir = Path(out_dir)
@@ -107,9 +112,9 @@ def write_bundle(registry: Registry, name: str, ref: VersionRef, out_dir: Path, 
     package = Path(diabetes_mlops.__file__).parent
     shutil.copytree(package, out_dir / "diabetes_mlops", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out_dir / "score.py").write_text(ENTRY_SCRIPT)
-    requirements = pinned_requirements(azure, entry.library_versions)
     (out_dir / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    (out_dir / "Dockerfile").write_text(DOCKERFILE.format(port=SERVICE_PORT, command=json.dumps(SERVE_COMMAND)))
+    dockerfile = DOCKERFILE.format(python=IMAGE_PYTHON, port=SERVICE_PORT, command=json.dumps(SERVE_COMMAND))
+    (out_dir / "Dockerfile").write_text(dockerfile)
     (out_dir / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
     manifest = {"model": entry.to_dict(), "package_version": diabetes_mlops.__version__, "port": SERVICE_PORT}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))

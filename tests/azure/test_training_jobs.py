@@ -6,9 +6,11 @@ import io
 import json
 import re
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import yaml
 from fake_azureml import RG, SUB, WS, WS_PATH, FakeAzureML
 
 from diabetes_mlops.azure.artifacts import DatastoreFiles
@@ -111,9 +113,16 @@ def test_train_submits_a_command_job_waits_and_downloads_its_outputs(
     assert job["environmentVariables"]["DIABETES_MLOPS_ALPHA"] == "0.5"
     assert job["environmentVariables"]["DIABETES_MLOPS_TRACKING"] == "False"  # as the tests run: tracking off
     assert job["experimentName"] == "diabetes-mlops"
-    env_body = workspace.transport.find("PUT", rf"{WS_PATH}/environments/.+/versions/.+")[0].body["properties"]
+    # A registered environment, versioned by its content: the package's requirements as installed here.
+    (env_put,) = workspace.transport.find("PUT", rf"{WS_PATH}/environments/diabetes-mlops/versions/[0-9a-f]{{16}}")
+    env_body = env_put.body["properties"]
     assert env_body["image"] == settings.azure.environment_image
-    assert "python=3.11" in env_body["condaFile"]
+    conda = yaml.safe_load(env_body["condaFile"])
+    assert "python=3.11" in conda["dependencies"]
+    pins = conda["dependencies"][-1]["pip"]
+    assert f"scikit-learn=={version('scikit-learn')}" in pins and f"azure-ai-ml=={version('azure-ai-ml')}" in pins
+    assert not [pin for pin in pins if pin.startswith("diabetes-mlops")]  # the job installs the kit from its wheel
+    assert job["environmentId"].endswith(f"environments/diabetes-mlops/versions/{env_put.path.rsplit('/', 1)[1]}")
     # The package went to the datastore as a wheel with the package's own modules and its metadata.
     (wheel,) = container.list_blobs(name_starts_with="diabetes-mlops/packages/")
     assert wheel.name.endswith("-py3-none-any.whl")
