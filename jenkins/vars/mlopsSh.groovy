@@ -41,13 +41,16 @@ def call(Map config = [:]) {
     withEnv(StepConfig.envEntries(values)) {
         if (target == 'azure' && cfg.credentials) {
             refuseUntrusted()
-            withCredentials([azureServicePrincipal(credentialsId: cfg.azureCredentialsId,
+            List bindings = [azureServicePrincipal(credentialsId: cfg.azureCredentialsId,
                                                    subscriptionIdVariable: 'AZURE_SUBSCRIPTION_ID',
                                                    clientIdVariable: 'AZURE_CLIENT_ID',
                                                    clientSecretVariable: 'AZURE_CLIENT_SECRET',
-                                                   tenantIdVariable: 'AZURE_TENANT_ID'),
-                             string(credentialsId: cfg.scoringKeyCredentialsId,
-                                    variable: 'DIABETES_MLOPS_SCORING_KEY')]) {
+                                                   tenantIdVariable: 'AZURE_TENANT_ID')]
+            // None with azure_key_vault: each environment's key is read from the vault, not Jenkins' store.
+            if (cfg.scoringKeyCredentialsId) {
+                bindings << string(credentialsId: cfg.scoringKeyCredentialsId, variable: 'DIABETES_MLOPS_SCORING_KEY')
+            }
+            withCredentials(bindings) {
                 result = sh(shArgs)
             }
         } else {

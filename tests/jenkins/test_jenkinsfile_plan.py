@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from jenkins_harness import (
     BUILD_STAGES,
+    JENKINSFILE,
     RELEASE_STAGES,
     STAGE_TREE,
     HarnessError,
@@ -215,3 +216,20 @@ def test_a_status_for_a_step_that_does_not_exist_is_refused() -> None:
     with pytest.raises(HarnessError) as caught:
         plan(params=MAIN, statuses={"Retrain/Evaluat#1": 3})
     assert "Retrain/Evaluat#1" in caught.value.stderr
+
+
+def test_with_the_keys_in_key_vault_no_scoring_key_credential_is_bound(tmp_path: Path) -> None:
+    """``scoringKeyCredentialsId: ''`` (the keys are in Key Vault): the service principal alone is bound."""
+    copy = tmp_path / "Jenkinsfile"
+    text = JENKINSFILE.read_text()
+    for task in ("qa", "production"):
+        call = f"mlopsRelease(task: '{task}', target: env.MLOPS_BUILD_TARGET)"
+        assert call in text
+        text = text.replace(call, call[:-1] + ", scoringKeyCredentialsId: '')")
+    copy.write_text(text)
+    result = plan(copy, params={"TARGET": "azure", "SKIP_APPROVAL": "true"})
+    released = [c for c in result["commands"] if c["id"] in ("Release/Release QA#1", "Release/Release production#1")]
+    assert len(released) == 2
+    for command in released:
+        assert command["env"]["AZURE_CLIENT_SECRET"].startswith("@@secret")
+        assert "DIABETES_MLOPS_SCORING_KEY" not in command["env"], command["id"]
