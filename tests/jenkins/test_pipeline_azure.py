@@ -43,6 +43,8 @@ def azure_agent(simazure: SimAzure, tmp_path: Path) -> Agent:
             # a batch of scoring logs leaves the pod after a second, not a minute: the nightly build comes soon
             "DIABETES_MLOPS_SCORING_LOG_UPLOAD_INTERVAL": "1",
             "DIABETES_MLOPS_TRACKING": "false",
+            # a rollout that stalls fails the step with the kit's diagnosis, before the agent's step timeout
+            "DIABETES_MLOPS_AZURE_DEPLOY_TIMEOUT": "300",
         }
     )
     credentials = {

@@ -763,7 +763,9 @@ class Container:
         if self.process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+            # The kubelet's probe goes straight to the pod: never through a proxy. urlopen's global opener keeps
+            # the proxy variables of its first call, which a test's simazure_env may have set then.
+            with _DIRECT.open(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -839,6 +841,9 @@ class Runtime:
         cwd.mkdir(parents=True, exist_ok=True)
         process = start_process(command, cwd, full, root / "container.log")
         return Container(image, port, process, root, fs, config, snapshot)
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def wait_ready(container: Container, timeout: float = START_TIMEOUT_SECONDS) -> bool:
