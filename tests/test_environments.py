@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from diabetes_mlops.config import load_settings
 from diabetes_mlops.data import FEATURES, load_builtin
 from diabetes_mlops.deploy.bundle import write_bundle
-from diabetes_mlops.deploy.environments import SERVED_LIBRARIES, EnvironmentMismatch, differences, installed
+from diabetes_mlops.deploy.environments import SERVED_LIBRARIES, EnvironmentMismatch, differences
 from diabetes_mlops.deploy.release import release
 from diabetes_mlops.deploy.targets import open_target
 from diabetes_mlops.registry.local import LocalRegistry
-from diabetes_mlops.train import make_pipeline
+from diabetes_mlops.train import library_versions, make_pipeline
 
 VERSIONS = st.from_regex(r"[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
 
@@ -46,7 +46,7 @@ def register(home: Path, library_versions: dict[str, str]) -> int:
 
 
 def test_a_local_release_of_a_model_trained_with_another_scikit_learn_is_refused_naming_it(tmp_path: Path) -> None:
-    here = installed()
+    here = library_versions()
     version = register(tmp_path / "home", {**here, "scikit-learn": "1.0.2"})
     settings = load_settings(home=tmp_path / "home")
     with pytest.raises(EnvironmentMismatch) as refused:
@@ -56,7 +56,7 @@ def test_a_local_release_of_a_model_trained_with_another_scikit_learn_is_refused
 
 
 def test_an_image_for_a_model_trained_with_another_python_is_refused_naming_it(tmp_path: Path) -> None:
-    version = register(tmp_path / "home", {**installed(), "python": "3.13.1"})
+    version = register(tmp_path / "home", {**library_versions(), "python": "3.13.1"})
     registry = LocalRegistry(load_settings(home=tmp_path / "home").registry_dir)
     expected = r"the scoring image .*Python: trained with 3\.13\.1, served with 3\.11"
     with pytest.raises(EnvironmentMismatch, match=expected):

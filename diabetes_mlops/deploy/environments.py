@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from diabetes_mlops.errors import DeployError
-from diabetes_mlops.train import library_versions
 
 # What the service loads the model with (pandas trains but is not served).
 SERVED_LIBRARIES = ("numpy", "scikit-learn", "scipy", "skops")
@@ -49,8 +48,3 @@ def require_same_environment(
             + "; ".join(found)
             + ". Retrain it with these versions, or release it from an environment that has its own."
         )
-
-
-def installed() -> dict[str, str]:
-    """This interpreter's versions: what a local service runs with."""
-    return library_versions()

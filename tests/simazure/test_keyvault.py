@@ -1,11 +1,13 @@
 """Scoring keys in Key Vault on the simulated Azure: the vault refuses what Key Vault refuses, each environment
-gets its own key at its first release, and a rotation under a steady keep-alive client loses no request."""
+gets its own key at its first release, and ``azure rotate-key`` under a steady keep-alive client loses no request."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from diabetes_mlops.azure.scoring_keys import secret_name
 from diabetes_mlops.config import Settings
 from diabetes_mlops.deploy.targets.azure import AzureTarget
 from diabetes_mlops.deploy.targets.base import Published
+from tests.conftest import CliResult
 from tests.simazure.entra import Principal
 from tests.simazure.service import TENANT, Scopes, SimAzure
 from tests.simazure.test_containers import published  # noqa: F401 - the fixture
@@ -93,7 +96,7 @@ def test_a_rotation_under_a_steady_keep_alive_client_loses_no_request_and_the_ol
     simazure: SimAzure,
     azure_settings: Settings,
     published: Published,  # noqa: F811 - the fixture
-    capfd: pytest.CaptureFixture[str],
+    cli: Callable[..., CliResult],
 ) -> None:
     target = AzureTarget(azure_settings)
     endpoint = target.deploy("production", published)
@@ -117,12 +120,14 @@ def test_a_rotation_under_a_steady_keep_alive_client_loses_no_request_and_the_ol
     loop.start()
     try:
         time.sleep(1)
-        served = target.rotate_key("production", grace_seconds=3)
+        rotated = cli("--json", "azure", "rotate-key", "--env", "production", "--grace", "3", timeout=600)
     finally:
         stop.set()
         loop.join(timeout=60)
-    new = target.scoring_key("production")
-    assert served is not None and served.version == published.version and new != old
+    assert rotated.returncode == 0, rotated.stderr
+    served = json.loads(rotated.stdout)["serving"]
+    new = simazure.vault.current(secret_name("production"))
+    assert served["version"] == published.version and new and new != old
     assert set(answers) == {(200, "old"), (200, "new")}, answers  # every request scored, with either key
     assert answers[(200, "old")] > 5 and answers[(200, "new")] > 5, answers
     with session(simazure) as http:
@@ -131,8 +136,8 @@ def test_a_rotation_under_a_steady_keep_alive_client_loses_no_request_and_the_ol
             for which, key in (("old", old), ("new", new))
         }
     assert after["old"].status_code == 401 and after["new"].status_code == 200
-    # No key in what the kit printed, nor in the scoring logs the pods wrote to Blob.
-    printed = "".join(capfd.readouterr())
+    # No key in what the command printed, nor in the scoring logs the pods wrote to Blob.
+    printed = rotated.stdout + rotated.stderr
     logs = ContainerClient.from_connection_string(
         simazure.azurite.connection_string, "scoring-logs", connection_verify=str(simazure.ca.ca_file)
     )

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from diabetes_mlops.deploy import local
-from diabetes_mlops.deploy.environments import installed, require_same_environment
+from diabetes_mlops.deploy.environments import require_same_environment
 from diabetes_mlops.deploy.targets.base import Endpoint, Published, check_environment, log_tail
+from diabetes_mlops.train import library_versions
 
 if TYPE_CHECKING:
     from diabetes_mlops.config import Settings
@@ -28,7 +29,7 @@ class LocalTarget:
         # A release starts here: a port another home or program holds fails it before QA starts.
         local.check_ports(self.settings)
         entry = registry.get(name, version)
-        require_same_environment(name, version, entry.library_versions, installed(), "this environment")
+        require_same_environment(name, version, entry.library_versions, library_versions(), "this environment")
         return Published(name, version, write_bundle(registry, name, version, out_dir))
 
     def published(self, registry: Registry, name: str, version: int) -> Published | None:
